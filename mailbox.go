@@ -1,0 +1,616 @@
+package courier
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// mailbox is the in-memory engine behind one queue or one topic
+// subscription: a bounded buffer of ready messages, per-key lanes for ordering,
+// the workers that handle them, and the dead-letter queue. One mutex guards it
+// all; nothing holds it while a handler, a hook or a logger runs.
+//
+// Capacity counts every message the mailbox owns: ready, held in a key lane,
+// scheduled, in flight, plus slots reserved by a publisher about to commit.
+// A retry keeps its message's slot, so retries never wait for room.
+type mailbox struct {
+	bus          *Bus
+	destination  string
+	subscription string
+	capacity     int
+	overflow     Overflow
+	retry        RetryPolicy // defaults applied
+	dlqCap       int
+	layers       [][]Middleware // queue or topic middleware, then subscription middleware
+
+	mu        sync.Mutex
+	work      sync.Cond // workers wait here for ready messages
+	state     mbState
+	ready     ring[Envelope]
+	lanes     map[string]*ring[Envelope] // key → messages waiting behind the key's current one
+	laned     int                        // messages waiting in lanes
+	owned     int
+	inFlight  int
+	scheduled int
+	idle      int           // workers waiting on work
+	space     chan struct{} // closed when a slot frees while senders wait
+	consumers int
+	workers   []*worker
+	dead      ring[DeadLetterInfo]
+	stats     Stats // counters only; gauges are filled in by snapshot
+}
+
+type mbState uint8
+
+const (
+	mbOpen     mbState = iota
+	mbDraining         // Shutdown began: only sends from this bus's handlers are admitted
+	mbStopped          // nothing is admitted; workers exit
+)
+
+// errDropNew tells a sender that the overflow policy dead-letters its message.
+var errDropNew = errors.New("courier: drop newest")
+
+func newMailbox(b *Bus, destination, subscription string, cfg *config, layers ...[]Middleware) *mailbox {
+	retry := b.retry
+	if cfg.retrySet {
+		retry = cfg.retry
+	}
+	mb := &mailbox{
+		bus:          b,
+		destination:  destination,
+		subscription: subscription,
+		capacity:     cfg.capacity,
+		overflow:     cfg.overflow,
+		retry:        retry.withDefaults(),
+		dlqCap:       cfg.dlqCap,
+		layers:       layers,
+	}
+	mb.work.L = &mb.mu
+	return mb
+}
+
+// put accepts env, which holds no slot yet: the terminal of a queue's send
+// chain, and the way back in for replays.
+func (mb *mailbox) put(ctx context.Context, env Envelope) error {
+	mb.mu.Lock()
+	if mb.state != mbOpen || mb.owned >= mb.capacity {
+		if err := mb.reserveLocked(ctx, env.state().try); err != nil {
+			mb.mu.Unlock()
+			if err == errDropNew {
+				mb.dropNew(env)
+				return ErrOverflow
+			}
+			return err
+		}
+	} else {
+		mb.owned++
+	}
+	rec, dead := mb.commitLocked(env)
+	mb.mu.Unlock()
+	if dead {
+		mb.bus.announce(rec)
+	}
+	return nil
+}
+
+// reserve takes a slot for a message that commit will bring; a topic
+// reserves in every subscription before it commits to any.
+func (mb *mailbox) reserve(ctx context.Context, try bool) error {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.state == mbOpen && mb.owned < mb.capacity {
+		mb.owned++
+		return nil
+	}
+	return mb.reserveLocked(ctx, try)
+}
+
+// reserveLocked takes a slot, applying the overflow policy when there is none.
+// It may release and retake mb.mu while it waits; it returns with mb.mu held.
+func (mb *mailbox) reserveLocked(ctx context.Context, try bool) error {
+	for {
+		if err := mb.admitLocked(ctx); err != nil {
+			return err
+		}
+		if mb.owned < mb.capacity {
+			mb.owned++
+			return nil
+		}
+		switch mb.overflow {
+		case DropOldest:
+			if mb.ready.len() == 0 {
+				return errDropNew
+			}
+			victim := mb.ready.pop()
+			mb.stats.Dropped++
+			rec := mb.deadLetterLocked(victim, ReasonOverflow, nil)
+			mb.owned++
+			mb.mu.Unlock()
+			mb.bus.announce(rec)
+			mb.mu.Lock()
+			return nil
+		case DropNewest:
+			return errDropNew
+		}
+		if try {
+			return ErrFull
+		}
+		if mb.space == nil {
+			mb.space = make(chan struct{})
+		}
+		space := mb.space
+		mb.mu.Unlock()
+		select {
+		case <-space:
+			mb.mu.Lock()
+		case <-ctx.Done():
+			mb.mu.Lock()
+			return ctx.Err()
+		}
+	}
+}
+
+// admitLocked says whether the mailbox takes a new message sent with ctx.
+func (mb *mailbox) admitLocked(ctx context.Context) error {
+	switch mb.state {
+	case mbOpen:
+		return nil
+	case mbDraining:
+		if mb.bus.fromHandler(ctx) {
+			mb.bus.drainGen.Add(1)
+			return nil
+		}
+	}
+	return ErrClosed
+}
+
+// unreserve gives back a slot that reserve took.
+func (mb *mailbox) unreserve() {
+	mb.mu.Lock()
+	mb.owned--
+	mb.freedLocked()
+	mb.mu.Unlock()
+}
+
+// commit brings env into a slot that reserve took.
+func (mb *mailbox) commit(env Envelope) {
+	mb.mu.Lock()
+	rec, dead := mb.commitLocked(env)
+	mb.mu.Unlock()
+	if dead {
+		mb.bus.announce(rec)
+	}
+}
+
+// commitLocked brings env into a slot already counted in owned. It returns a
+// dead letter to announce when the bus stopped in between.
+func (mb *mailbox) commitLocked(env Envelope) (DeadLetterInfo, bool) {
+	st := env.state()
+	st.mb = mb
+	st.phase = phaseReady // owned from here on
+	mb.stats.Sent++
+	if mb.state == mbStopped {
+		return mb.deadLetterLocked(env, ReasonShutdown, nil), true
+	}
+	if md := env.Meta(); !md.DeliverAt.IsZero() {
+		st.due = md.DeliverAt
+		return mb.scheduleLocked(env)
+	}
+	mb.readyLocked(env)
+	return DeadLetterInfo{}, false
+}
+
+// scheduleLocked hands env to the bus scheduler, or dead-letters it when the
+// scheduler has stopped.
+func (mb *mailbox) scheduleLocked(env Envelope) (DeadLetterInfo, bool) {
+	st := env.state()
+	st.phase = phaseScheduled
+	mb.scheduled++
+	if !mb.bus.sched.add(env) {
+		return mb.deadLetterLocked(env, ReasonShutdown, nil), true
+	}
+	return DeadLetterInfo{}, false
+}
+
+// readyLocked makes env ready for a worker, unless an earlier message of its
+// key is still pending: then env waits in the key's lane.
+func (mb *mailbox) readyLocked(env Envelope) {
+	st := env.state()
+	st.phase = phaseReady
+	if key := env.Meta().Key; key != "" && !st.holdsLane {
+		if lane, busy := mb.lanes[key]; busy {
+			lane.push(env)
+			mb.laned++
+			return
+		}
+		if mb.lanes == nil {
+			mb.lanes = make(map[string]*ring[Envelope])
+		}
+		mb.lanes[key] = new(ring[Envelope])
+		st.holdsLane = true
+	}
+	mb.ready.push(env)
+	if mb.idle > 0 {
+		mb.work.Signal()
+	}
+}
+
+// fromScheduler takes back a message whose due time has come.
+func (mb *mailbox) fromScheduler(env Envelope) {
+	mb.mu.Lock()
+	st := env.state()
+	if st.phase != phaseScheduled {
+		mb.mu.Unlock()
+		return
+	}
+	var rec DeadLetterInfo
+	dead := true
+	switch {
+	case mb.state == mbStopped:
+		rec = mb.deadLetterLocked(env, ReasonShutdown, nil)
+	case expired(env.Meta(), time.Now()):
+		rec = mb.expireLocked(env)
+	default:
+		mb.scheduled--
+		dead = false
+		mb.readyLocked(env)
+	}
+	mb.mu.Unlock()
+	if dead {
+		mb.bus.announce(rec)
+	}
+}
+
+func expired(md *Metadata, now time.Time) bool {
+	return !md.ExpiresAt.IsZero() && !now.Before(md.ExpiresAt)
+}
+
+func (mb *mailbox) expireLocked(env Envelope) DeadLetterInfo {
+	mb.stats.Expired++
+	return mb.deadLetterLocked(env, ReasonExpired, ErrExpired)
+}
+
+// nextLocked waits for a ready message and hands it to w, or returns nil when
+// w must exit. Expired messages it meets are dead-lettered into w.pending.
+func (mb *mailbox) nextLocked(w *worker) Envelope {
+	for {
+		if mb.state == mbStopped {
+			return nil
+		}
+		if mb.ready.len() > 0 {
+			env := mb.ready.pop()
+			md, st := env.Meta(), env.state()
+			now := time.Now()
+			if expired(md, now) {
+				w.pending = append(w.pending, mb.expireLocked(env))
+				continue
+			}
+			st.phase = phaseInFlight
+			mb.inFlight++
+			md.Attempt++
+			if st.firstAttempt.IsZero() {
+				st.firstAttempt = now
+			}
+			st.lastAttempt = now
+			w.current = env
+			return env
+		}
+		mb.idle++
+		mb.work.Wait()
+		mb.idle--
+	}
+}
+
+// handledLocked records the success of w's current message.
+func (mb *mailbox) handledLocked(w *worker, env Envelope) {
+	w.current = nil
+	if env.state().phase != phaseInFlight {
+		return // abandoned at shutdown and already dead-lettered
+	}
+	mb.stats.Handled++
+	mb.finishLocked(env)
+}
+
+// failed records a failed attempt of w's current message: it schedules a
+// retry, or dead-letters the message.
+func (mb *mailbox) failed(w *worker, env Envelope, err error) {
+	md, st := env.Meta(), env.state()
+	var reason Reason
+	var delay time.Duration
+	switch {
+	case IsPermanent(err):
+		reason = ReasonPermanent
+	case md.Attempt >= mb.retry.MaxAttempts:
+		reason = ReasonMaxAttempts
+	default:
+		if st.backoff == nil {
+			st.backoff = mb.retry.newBackOff()
+		}
+		if delay = st.backoff.NextBackOff(); delay == backoff.Stop {
+			reason = ReasonMaxAttempts
+		}
+	}
+
+	mb.mu.Lock()
+	w.current = nil
+	if st.phase != phaseInFlight {
+		mb.mu.Unlock()
+		return
+	}
+	mb.stats.FailedAttempts++
+	st.lastErr = err
+	var rec DeadLetterInfo
+	dead := true
+	switch {
+	case mb.state == mbStopped:
+		rec = mb.deadLetterLocked(env, ReasonShutdown, err)
+	case reason != "":
+		rec = mb.deadLetterLocked(env, reason, err)
+	default:
+		mb.inFlight--
+		mb.stats.Retried++
+		st.due = time.Now().Add(delay)
+		if !md.ExpiresAt.IsZero() && md.ExpiresAt.Before(st.due) {
+			st.due = md.ExpiresAt // wake at expiry to dead-letter it on time
+		}
+		rec, dead = mb.scheduleLocked(env)
+	}
+	mb.mu.Unlock()
+	if dead {
+		mb.bus.announce(rec)
+	}
+}
+
+// dropNew dead-letters a message the overflow policy turned away. It holds
+// no slot.
+func (mb *mailbox) dropNew(env Envelope) {
+	env.state().mb = mb
+	mb.mu.Lock()
+	mb.stats.Dropped++
+	rec := mb.deadLetterLocked(env, ReasonOverflow, nil)
+	mb.mu.Unlock()
+	mb.bus.announce(rec)
+}
+
+// finishLocked ends env's stay: its counts go, its slot frees, and the next
+// message of its key becomes ready.
+func (mb *mailbox) finishLocked(env Envelope) {
+	st := env.state()
+	switch st.phase {
+	case phaseNew, phaseDone:
+		return // never owned a slot, or finished already
+	case phaseInFlight:
+		mb.inFlight--
+	case phaseScheduled:
+		mb.scheduled--
+	}
+	st.phase = phaseDone
+	mb.owned--
+	if st.holdsLane {
+		st.holdsLane = false
+		key := env.Meta().Key
+		if lane := mb.lanes[key]; lane.len() > 0 {
+			next := lane.pop()
+			mb.laned--
+			next.state().holdsLane = true
+			mb.ready.push(next)
+			if mb.idle > 0 {
+				mb.work.Signal()
+			}
+		} else {
+			delete(mb.lanes, key)
+		}
+	}
+	mb.freedLocked()
+}
+
+// freedLocked wakes blocked senders and a waiting Shutdown after a slot frees.
+func (mb *mailbox) freedLocked() {
+	if mb.space != nil {
+		close(mb.space)
+		mb.space = nil
+	}
+	if mb.owned == 0 && mb.state == mbDraining {
+		mb.bus.pokeDrain()
+	}
+}
+
+// deadLetterLocked moves env into the dead-letter queue and returns the
+// record, which the caller announces once it has released mb.mu.
+func (mb *mailbox) deadLetterLocked(env Envelope, reason Reason, err error) DeadLetterInfo {
+	st, md := env.state(), env.Meta()
+	st.mb = mb
+	if err == nil {
+		err = st.lastErr
+	}
+	mb.finishLocked(env)
+	st.phase = phaseDone
+	info := DeadLetterInfo{
+		Metadata:       *md,
+		Reason:         reason,
+		Err:            err,
+		Attempts:       md.Attempt,
+		FirstAttemptAt: st.firstAttempt,
+		LastAttemptAt:  st.lastAttempt,
+		DeadLetteredAt: time.Now(),
+		env:            env,
+	}
+	info.Headers = maps.Clone(md.Headers)
+	mb.stats.DeadLettered++
+	if reason == ReasonShutdown {
+		mb.bus.shutdownDead.Add(1)
+	}
+	if mb.dead.len() >= mb.dlqCap {
+		mb.dead.pop()
+		mb.stats.DeadLettersEvicted++
+	}
+	mb.dead.push(info)
+	return info
+}
+
+// beginDrain stops intake from outside the bus's handlers and wakes blocked
+// senders so they can see it.
+func (mb *mailbox) beginDrain() {
+	mb.mu.Lock()
+	if mb.state == mbOpen {
+		mb.state = mbDraining
+	}
+	mb.freedLocked()
+	mb.mu.Unlock()
+}
+
+// drained reports whether the mailbox has nothing left that it could still
+// deliver: it is empty, or it has no consumer to deliver to.
+func (mb *mailbox) drained() bool {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	return mb.owned == 0 || mb.consumers == 0
+}
+
+// stop shuts the mailbox: what is ready or waiting in lanes is dead-lettered,
+// workers are told to exit, and blocked senders to give up.
+func (mb *mailbox) stop() []DeadLetterInfo {
+	mb.mu.Lock()
+	mb.state = mbStopped
+	var recs []DeadLetterInfo
+	// Finishing a key's current message promotes the next one of its lane to
+	// ready, so sweep until both are empty.
+	for swept := true; swept; {
+		swept = false
+		for mb.ready.len() > 0 {
+			recs = append(recs, mb.deadLetterLocked(mb.ready.pop(), ReasonShutdown, nil))
+		}
+		for _, lane := range mb.lanes {
+			for lane.len() > 0 {
+				mb.laned--
+				swept = true
+				recs = append(recs, mb.deadLetterLocked(lane.pop(), ReasonShutdown, nil))
+			}
+		}
+	}
+	mb.work.Broadcast()
+	mb.freedLocked()
+	mb.mu.Unlock()
+	return recs
+}
+
+// deadLetterScheduled dead-letters a message the stopped scheduler gave back.
+func (mb *mailbox) deadLetterScheduled(env Envelope) DeadLetterInfo {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	return mb.deadLetterLocked(env, ReasonShutdown, nil)
+}
+
+// abandon dead-letters the messages whose handlers are still running after
+// the stop grace period; their workers will find them finished.
+func (mb *mailbox) abandon() []DeadLetterInfo {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	var recs []DeadLetterInfo
+	for _, w := range mb.workers {
+		if env := w.current; env != nil && env.state().phase == phaseInFlight {
+			mb.bus.abandoned.Add(1)
+			recs = append(recs, mb.deadLetterLocked(env, ReasonShutdown, ErrAbandoned))
+		}
+	}
+	return recs
+}
+
+func (mb *mailbox) deadLetters() []DeadLetterInfo {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	out := make([]DeadLetterInfo, mb.dead.len())
+	for i := range out {
+		out[i] = mb.dead.at(i)
+	}
+	return out
+}
+
+func (mb *mailbox) deadLetterCount() int {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	return mb.dead.len()
+}
+
+// takeDeadLetters removes and returns the dead letters for which match is
+// true (all when match is nil). match runs under the lock: it must not call
+// back into the queue.
+func (mb *mailbox) takeDeadLetters(match func(DeadLetterInfo) bool) []DeadLetterInfo {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	return mb.dead.removeIf(match)
+}
+
+// restoreDeadLetters puts back, in front, dead letters a replay could not send.
+func (mb *mailbox) restoreDeadLetters(infos []DeadLetterInfo) {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	var r ring[DeadLetterInfo]
+	for _, info := range infos {
+		r.push(info)
+	}
+	for mb.dead.len() > 0 {
+		r.push(mb.dead.pop())
+	}
+	for r.len() > mb.dlqCap {
+		r.pop()
+		mb.stats.DeadLettersEvicted++
+	}
+	mb.dead = r
+}
+
+func (mb *mailbox) replay(ctx context.Context, match func(DeadLetterInfo) bool) (int, error) {
+	taken := mb.takeDeadLetters(match)
+	for i, info := range taken {
+		env := info.env
+		resetForReplay(env)
+		err := mb.put(ctx, env)
+		if err == ErrOverflow {
+			i++ // the overflow policy dead-lettered this one again
+		}
+		if err != nil {
+			mb.restoreDeadLetters(taken[i:])
+			return i, err
+		}
+		mb.mu.Lock()
+		mb.stats.Replayed++
+		mb.mu.Unlock()
+	}
+	return len(taken), nil
+}
+
+// resetForReplay readies a dead letter to be delivered again as the same
+// message: identity, key and headers stay; attempts and timing start over.
+func resetForReplay(env Envelope) {
+	md, st := env.Meta(), env.state()
+	md.Attempt = 0
+	md.DeliverAt = time.Time{}
+	md.ExpiresAt = time.Time{}
+	// Field by field: idText backs md.ID and must not be written again.
+	st.mb, st.phase, st.due, st.heapIndex, st.seq = nil, phaseNew, time.Time{}, -1, 0
+	st.holdsLane, st.try = false, false
+	st.firstAttempt, st.lastAttempt, st.lastErr, st.backoff = time.Time{}, time.Time{}, nil, nil
+}
+
+func (mb *mailbox) snapshot() Stats {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	s := mb.stats
+	s.Depth = mb.ready.len() + mb.laned
+	s.InFlight = mb.inFlight
+	s.Scheduled = mb.scheduled
+	s.DeadLetters = mb.dead.len()
+	return s
+}
+
+func (mb *mailbox) countFiltered() {
+	mb.mu.Lock()
+	mb.stats.Filtered++
+	mb.mu.Unlock()
+}

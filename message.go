@@ -1,0 +1,164 @@
+package courier
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Metadata is what Courier knows about a message apart from its body. Every
+// [Message] embeds it, so a handler reads m.ID, m.CorrelationID or m.Attempt
+// directly; middleware reaches it through [Envelope.Meta].
+//
+// Handlers and middleware may read every field. Middleware on the send path may
+// also set Headers (with [Metadata.SetHeader]); the engine owns the rest.
+type Metadata struct {
+	// ID identifies the message: a UUID version 7 in its 36-character text
+	// form, so IDs sort roughly by send time. The copies a topic fans out to
+	// its subscriptions share the published message's ID.
+	ID string
+	// CorrelationID ties together every message of one conversation or flow.
+	// A message sent from inside a handler inherits the handled message's
+	// correlation ID; otherwise it is the one set by [WithCorrelationID] on the
+	// send context, or else the message's own ID.
+	CorrelationID string
+	// CausationID is the ID of the message whose handler sent this one, or
+	// empty for a message sent from outside any handler.
+	CausationID string
+	// Key is the ordering key set with [WithKey], or empty. Messages of one
+	// key are handled one at a time in the order they became due.
+	Key string
+	// Destination is the name of the queue or topic the message was sent to.
+	Destination string
+	// Subscription is the name of the topic subscription this copy is
+	// delivered to, or empty for a queue.
+	Subscription string
+	// Headers holds string headers set with [WithHeader] or by middleware. It
+	// is nil when there are none; use [Metadata.SetHeader] to add one.
+	Headers map[string]string
+	// Attempt counts delivery attempts: 1 during the first, 2 during the first
+	// retry, and so on. It is 0 before the first delivery and after a replay.
+	Attempt int
+	// SentAt is when the message was sent or published.
+	SentAt time.Time
+	// DeliverAt is when a delayed message becomes due ([WithDelay],
+	// [WithDeliverAt]); zero means at once.
+	DeliverAt time.Time
+	// ExpiresAt is when the message's time to live ([WithTTL]) runs out; zero
+	// means never. A message not handled by then is dead-lettered with reason
+	// [ReasonExpired], and the handler's context carries this deadline.
+	ExpiresAt time.Time
+}
+
+// Header returns the value of header key, or "" when it is not set.
+func (md *Metadata) Header(key string) string { return md.Headers[key] }
+
+// SetHeader sets header key to value, creating the map when needed.
+func (md *Metadata) SetHeader(key, value string) {
+	if md.Headers == nil {
+		md.Headers = make(map[string]string, 4)
+	}
+	md.Headers[key] = value
+}
+
+// Message is one typed message: its body and its [Metadata]. Handlers receive
+// a *Message[T]; it is valid for the duration of the call and must not be kept
+// or changed after the handler returns, because a retry reuses it.
+type Message[T any] struct {
+	Metadata
+	// Body is the value that was sent.
+	Body T
+
+	st msgState
+}
+
+// Envelope is the non-generic view of a message that middleware works on, so
+// one middleware serves every queue and topic whatever its message type. Every
+// *[Message] is an Envelope; no other type can be.
+type Envelope interface {
+	// Meta returns the message's metadata. The pointer is to the message
+	// itself: changes are seen by the rest of the chain.
+	Meta() *Metadata
+	// Payload returns the message body as an any. For a non-pointer body it
+	// allocates a copy, so keep it off hot paths that do not need it.
+	Payload() any
+
+	state() *msgState
+	clone() Envelope
+}
+
+// Meta implements [Envelope].
+func (m *Message[T]) Meta() *Metadata { return &m.Metadata }
+
+// Payload implements [Envelope]; it returns m.Body.
+func (m *Message[T]) Payload() any { return m.Body }
+
+func (m *Message[T]) state() *msgState { return &m.st }
+
+// clone makes the copy one topic subscription receives: same metadata and
+// body, its own headers and its own delivery state.
+func (m *Message[T]) clone() Envelope {
+	c := &Message[T]{Metadata: m.Metadata, Body: m.Body}
+	c.Headers = maps.Clone(m.Headers)
+	c.st.try = m.st.try
+	return c
+}
+
+// msgState is the engine's bookkeeping for one message. It lives inside the
+// message's own allocation; the mailbox that holds the message guards it.
+type msgState struct {
+	idText [36]byte // backing array of Metadata.ID for messages made here
+
+	mb           *mailbox  // where the message lives; nil before it is enqueued
+	phase        phase     // guarded by mb.mu once enqueued
+	due          time.Time // when a scheduled message becomes ready
+	heapIndex    int       // position in the scheduler's heap, -1 when not in it
+	seq          uint64    // scheduling order, to break ties between equal due times
+	holdsLane    bool      // the message is its key's current one: later ones wait for it
+	firstAttempt time.Time
+	lastAttempt  time.Time
+	lastErr      error
+	backoff      backoff.BackOff // made on the first failure
+	try          bool            // sent with TrySend/TryPublish: never wait for room
+	usedCtx      bool            // the inline ctx served a delivery already
+	ctx          msgCtx          // the first delivery's handler context, without an allocation
+}
+
+type phase uint8
+
+const (
+	phaseNew       phase = iota // not yet owned by a mailbox
+	phaseReady                  // in the ready ring or a key lane
+	phaseScheduled              // waiting in the scheduler
+	phaseInFlight               // a handler has it
+	phaseDone                   // handled or dead-lettered; its slot is free
+)
+
+// msgCtx is a handler's context: the worker's context plus the message, so
+// [MessageFromContext] and sends from inside the handler find it.
+type msgCtx struct {
+	context.Context
+	env Envelope
+}
+
+func (c *msgCtx) Value(key any) any {
+	if key == (messageKey{}) {
+		return c.env
+	}
+	return c.Context.Value(key)
+}
+
+// handlerContext returns the context a delivery attempt runs under. The first
+// attempt uses the context stored in the message; a retry allocates a fresh one
+// so that a goroutine the first attempt leaked cannot observe the change.
+func handlerContext(parent context.Context, env Envelope) *msgCtx {
+	st := env.state()
+	if !st.usedCtx {
+		st.usedCtx = true
+		st.ctx = msgCtx{Context: parent, env: env}
+		return &st.ctx
+	}
+	return &msgCtx{Context: parent, env: env}
+}

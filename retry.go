@@ -1,0 +1,108 @@
+package courier
+
+import (
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Retry defaults, used for every zero field of a [RetryPolicy].
+const (
+	DefaultMaxAttempts     = 5
+	DefaultInitialInterval = 100 * time.Millisecond
+	DefaultMaxInterval     = 30 * time.Second
+	DefaultMultiplier      = 2.0
+	DefaultJitter          = 0.2
+)
+
+// RetryPolicy says how often and how soon a failed message is delivered
+// again. Its zero value means the defaults written beside each field, so
+// RetryPolicy{MaxAttempts: 3} changes the attempts and keeps the rest.
+//
+// The delay before retry n (n = 1 after the first failure) is
+// InitialInterval × Multiplier^(n-1), capped at MaxInterval, then spread by
+// ±Jitter of itself, as github.com/cenkalti/backoff/v4 computes it. A message
+// waiting for its retry holds no worker, goroutine or timer: the bus keeps one
+// schedule for all of them.
+type RetryPolicy struct {
+	// MaxAttempts is the number of delivery attempts, the first included,
+	// before a failing message is dead-lettered with reason
+	// [ReasonMaxAttempts]. 1 disables retries. Default 5.
+	MaxAttempts int
+	// InitialInterval is the delay before the first retry. Default 100ms.
+	InitialInterval time.Duration
+	// MaxInterval caps the delay between two attempts. Default 30s.
+	MaxInterval time.Duration
+	// Multiplier grows the delay after each retry; it must be at least 1.
+	// Default 2.
+	Multiplier float64
+	// Jitter spreads each delay uniformly over ±Jitter of itself, so that
+	// messages that failed together do not retry together. It must be at most
+	// 1. Default 0.2; a negative value disables jitter.
+	Jitter float64
+	// NewBackOff, when set, replaces the exponential schedule: it is called
+	// once per failing message, and its NextBackOff gives the delay before each
+	// retry (backoff.Stop dead-letters the message). MaxAttempts still applies.
+	NewBackOff func() backoff.BackOff
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = DefaultMaxAttempts
+	}
+	if p.InitialInterval == 0 {
+		p.InitialInterval = DefaultInitialInterval
+	}
+	if p.MaxInterval == 0 {
+		p.MaxInterval = max(DefaultMaxInterval, p.InitialInterval)
+	}
+	if p.Multiplier == 0 {
+		p.Multiplier = DefaultMultiplier
+	}
+	switch {
+	case p.Jitter == 0:
+		p.Jitter = DefaultJitter
+	case p.Jitter < 0:
+		p.Jitter = 0
+	}
+	return p
+}
+
+func (p RetryPolicy) validate() error {
+	switch {
+	case p.MaxAttempts < 0:
+		return invalidOption("RetryPolicy.MaxAttempts %d is negative", p.MaxAttempts)
+	case p.InitialInterval < 0:
+		return invalidOption("RetryPolicy.InitialInterval %v is negative", p.InitialInterval)
+	case p.MaxInterval < 0:
+		return invalidOption("RetryPolicy.MaxInterval %v is negative", p.MaxInterval)
+	case p.MaxInterval != 0 && p.MaxInterval < p.InitialInterval:
+		return invalidOption("RetryPolicy.MaxInterval %v is below InitialInterval %v", p.MaxInterval, p.InitialInterval)
+	case p.Multiplier != 0 && p.Multiplier < 1:
+		return invalidOption("RetryPolicy.Multiplier %v is below 1", p.Multiplier)
+	case p.Jitter > 1:
+		return invalidOption("RetryPolicy.Jitter %v is above 1", p.Jitter)
+	}
+	return nil
+}
+
+// newBackOff returns the delay schedule for one failing message. p has its
+// defaults applied.
+func (p RetryPolicy) newBackOff() backoff.BackOff {
+	if p.NewBackOff != nil {
+		if b := p.NewBackOff(); b != nil {
+			return b
+		}
+	}
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     p.InitialInterval,
+		RandomizationFactor: p.Jitter,
+		Multiplier:          p.Multiplier,
+		MaxInterval:         p.MaxInterval,
+		MaxElapsedTime:      0, // MaxAttempts bounds the retries, not elapsed time
+		Stop:                backoff.Stop,
+		Clock:               backoff.SystemClock,
+	}
+	b.Reset()
+	return b
+}

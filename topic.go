@@ -1,0 +1,282 @@
+package courier
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+)
+
+// Topic is a publish-subscribe destination: each published message is
+// delivered to every subscription, each of which is a queue of its own with
+// its own workers, retry policy, capacity and dead letters, so one slow or
+// failing subscription never delays the handling of another. A Topic is a
+// handle; its methods are safe for concurrent use.
+type Topic[T any] struct {
+	c *topicCore
+}
+
+type topicCore struct {
+	bus      *Bus
+	name     string
+	typ      reflect.Type
+	defaults config // options of NewTopic: defaults for each Subscribe
+	mws      []Middleware
+	send     atomic.Pointer[builtSend]
+
+	subs      atomic.Pointer[[]*subscription] // copy on write
+	pubMu     sync.RWMutex                    // read-held while a publish reserves and commits
+	published atomic.Uint64
+	unrouted  atomic.Uint64
+}
+
+type subscription struct {
+	name   string
+	mb     *mailbox
+	filter func(Envelope) bool
+}
+
+// NewTopic declares the topic name on bus for messages of type T, or returns
+// a handle to it when it exists. [WithMiddleware] given here wraps publishes
+// and the handlers of every subscription; [Capacity], [WithOverflow],
+// [WithRetry], [DeadLetterCapacity] and [Workers] become the defaults of its
+// subscriptions. Errors are those of [NewQueue].
+func NewTopic[T any](bus *Bus, name string, opts ...Option) (*Topic[T], error) {
+	if bus == nil {
+		return nil, ErrNilBus
+	}
+	if name == "" {
+		return nil, ErrEmptyName
+	}
+	if bus.optErr != nil {
+		return nil, bus.optErr
+	}
+	cfg := config{scope: scopeTopic, workers: DefaultWorkers, capacity: DefaultCapacity, dlqCap: DefaultDeadLetterCapacity}
+	if err := cfg.apply(opts); err != nil {
+		return nil, err
+	}
+	typ := reflect.TypeFor[T]()
+	bus.mu.Lock()
+	defer bus.mu.Unlock()
+	d, exists, err := bus.declareLocked(name, "topic", typ)
+	if err != nil {
+		return nil, err
+	}
+	if exists {
+		if len(opts) > 0 {
+			return nil, invalidOption("topic %q exists: options are taken only when it is first declared", name)
+		}
+		return &Topic[T]{c: d.obj.(*topicCore)}, nil
+	}
+	tc := &topicCore{bus: bus, name: name, typ: typ, mws: cfg.middleware}
+	cfg.middleware = nil
+	tc.defaults = cfg
+	tc.subs.Store(new([]*subscription))
+	bus.names[name] = declaration{kind: "topic", typ: typ, obj: tc}
+	bus.topics = append(bus.topics, tc)
+	return &Topic[T]{c: tc}, nil
+}
+
+// Name returns the topic's name.
+func (t *Topic[T]) Name() string { return t.c.name }
+
+// Subscribe adds the subscription name to the topic and starts handling its
+// messages with h. It receives the messages published from then on. Options:
+// [Workers], [Capacity], [WithOverflow], [WithRetry], [DeadLetterCapacity],
+// [WithMiddleware], [WithFilter]; those not given come from NewTopic.
+//
+// It fails with [ErrEmptyName], [ErrNilHandler], [ErrDuplicateSubscription],
+// [ErrInvalidOption], or [ErrClosed] once the bus shuts down.
+func (t *Topic[T]) Subscribe(name string, h Handler[T], opts ...Option) error {
+	if name == "" {
+		return ErrEmptyName
+	}
+	if h == nil {
+		return ErrNilHandler
+	}
+	tc, b := t.c, t.c.bus
+	cfg := tc.defaults
+	cfg.scope = scopeSubscription
+	if err := cfg.apply(opts); err != nil {
+		return err
+	}
+	if cfg.filterType != nil && cfg.filterType != tc.typ {
+		return invalidOption("WithFilter for %v on topic %q of %v", cfg.filterType, tc.name, tc.typ)
+	}
+	b.mu.Lock()
+	if b.state != busOpen {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	old := *tc.subs.Load()
+	for _, s := range old {
+		if s.name == name {
+			b.mu.Unlock()
+			return fmt.Errorf("%w: %q on topic %q", ErrDuplicateSubscription, name, tc.name)
+		}
+	}
+	sub := &subscription{name: name, filter: cfg.filter}
+	sub.mb = newMailbox(b, tc.name, name, &cfg, tc.mws, cfg.middleware)
+	subs := append(append(make([]*subscription, 0, len(old)+1), old...), sub)
+	tc.subs.Store(&subs)
+	b.mailboxes = append(b.mailboxes, sub.mb)
+	b.mu.Unlock()
+	c := &consumer{mb: sub.mb, handler: typedHandler(h)}
+	return b.startWorkers(c, cfg.workers)
+}
+
+// Subscription returns the handle of the subscription name, for its dead
+// letters and stats, or an error wrapping [ErrUnknownSubscription].
+func (t *Topic[T]) Subscription(name string) (*Subscription[T], error) {
+	for _, s := range *t.c.subs.Load() {
+		if s.name == name {
+			return &Subscription[T]{s: s}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q on topic %q", ErrUnknownSubscription, name, t.c.name)
+}
+
+// Publish publishes body to every subscription of the topic whose filter
+// accepts it. It is all or nothing: it waits until every [Block]
+// subscription has room (or ctx ends, or the bus closes, and then no
+// subscription receives the message). A subscription with a drop policy never
+// makes it wait. Publishing to a topic with no subscription is not an error:
+// the message is counted in [TopicStats.Unrouted] and dropped.
+func (t *Topic[T]) Publish(ctx context.Context, body T, opts ...SendOption) error {
+	return t.publish(ctx, body, false, opts)
+}
+
+// TryPublish is Publish that never waits: when a [Block] subscription is
+// full it returns [ErrFull] at once and no subscription receives the message.
+func (t *Topic[T]) TryPublish(ctx context.Context, body T, opts ...SendOption) error {
+	return t.publish(ctx, body, true, opts)
+}
+
+func (t *Topic[T]) publish(ctx context.Context, body T, try bool, opts []SendOption) error {
+	m, err := newMessage(ctx, t.c.name, body, try, opts)
+	if err != nil {
+		return err
+	}
+	return cachedSend(t.c.bus, &t.c.send, t.c.mws, t.c.fanout)(ctx, m)
+}
+
+// fanout is the terminal of a topic's send chain: it reserves a slot in every
+// target subscription, then commits a copy to each.
+func (tc *topicCore) fanout(ctx context.Context, env Envelope) error {
+	tc.pubMu.RLock()
+	defer tc.pubMu.RUnlock()
+	subs := *tc.subs.Load()
+	var tbuf [8]*subscription
+	targets := tbuf[:0]
+	for _, s := range subs {
+		if s.filter != nil {
+			keep, err := safeFilter(s.filter, env)
+			if err != nil {
+				return fmt.Errorf("courier: filter of subscription %q: %w", s.name, err)
+			}
+			if !keep {
+				s.mb.countFiltered()
+				continue
+			}
+		}
+		targets = append(targets, s)
+	}
+	if len(targets) == 0 {
+		if tc.bus.closing.Load() {
+			if err := tc.bus.admits(ctx); err != nil {
+				return err
+			}
+		}
+		tc.published.Add(1)
+		tc.unrouted.Add(1)
+		return nil
+	}
+
+	try := env.state().try
+	var dbuf [8]bool
+	dropped := dbuf[:0]
+	for range targets {
+		dropped = append(dropped, false)
+	}
+	for i, s := range targets {
+		err := s.mb.reserve(ctx, try)
+		if err == errDropNew {
+			dropped[i] = true
+			continue
+		}
+		if err != nil {
+			for j := range i {
+				if !dropped[j] {
+					targets[j].mb.unreserve()
+				}
+			}
+			return err
+		}
+	}
+
+	// Copy before committing: once committed, a worker may be changing the
+	// original.
+	var cbuf [8]Envelope
+	copies := append(cbuf[:0], env)
+	for range targets[1:] {
+		copies = append(copies, env.clone())
+	}
+	for i, s := range targets {
+		c := copies[i]
+		c.Meta().Subscription = s.name
+		if dropped[i] {
+			s.mb.dropNew(c)
+		} else {
+			s.mb.commit(c)
+		}
+	}
+	tc.published.Add(1)
+	return nil
+}
+
+func safeFilter(f func(Envelope) bool, env Envelope) (keep bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = NewPanicError(r)
+		}
+	}()
+	return f(env), nil
+}
+
+// quiesce waits for publishes that reserved slots before the stop to commit.
+func (tc *topicCore) quiesce() {
+	tc.pubMu.Lock()
+	tc.pubMu.Unlock() //nolint:staticcheck // an empty critical section is the point
+}
+
+func (tc *topicCore) stats() TopicStats {
+	s := TopicStats{
+		Published:     tc.published.Load(),
+		Unrouted:      tc.unrouted.Load(),
+		Subscriptions: make(map[string]Stats),
+	}
+	for _, sub := range *tc.subs.Load() {
+		s.Subscriptions[sub.name] = sub.mb.snapshot()
+	}
+	return s
+}
+
+// Stats returns a snapshot of the topic's counters and of each subscription's.
+func (t *Topic[T]) Stats() TopicStats { return t.c.stats() }
+
+// Subscription is a handle on one subscription of a topic.
+type Subscription[T any] struct {
+	s *subscription
+}
+
+// Name returns the subscription's name.
+func (s *Subscription[T]) Name() string { return s.s.name }
+
+// DeadLetters returns the subscription's dead-letter queue.
+func (s *Subscription[T]) DeadLetters() *DeadLetterQueue[T] {
+	return &DeadLetterQueue[T]{mb: s.s.mb}
+}
+
+// Stats returns a snapshot of the subscription's counters.
+func (s *Subscription[T]) Stats() Stats { return s.s.mb.snapshot() }

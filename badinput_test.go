@@ -47,17 +47,17 @@ func TestDeclarationErrors(t *testing.T) {
 func TestInvalidOptions(t *testing.T) {
 	b := newBus(t)
 	for name, opt := range map[string]courier.Option{
-		"workers":        courier.Workers(0),
-		"capacity":       courier.Capacity(0),
-		"dlq":            courier.DeadLetterCapacity(-1),
-		"overflow":       courier.WithOverflow(courier.Overflow(9)),
-		"attempts":       courier.WithRetry(courier.RetryPolicy{MaxAttempts: -1}),
-		"interval":       courier.WithRetry(courier.RetryPolicy{InitialInterval: -time.Second}),
-		"max below init": courier.WithRetry(courier.RetryPolicy{InitialInterval: time.Minute, MaxInterval: time.Second}),
-		"multiplier":     courier.WithRetry(courier.RetryPolicy{Multiplier: 0.5}),
-		"jitter":         courier.WithRetry(courier.RetryPolicy{Jitter: 2}),
+		"workers":         courier.Workers(0),
+		"capacity":        courier.Capacity(0),
+		"dlq":             courier.DeadLetterCapacity(-1),
+		"overflow":        courier.WithOverflow(courier.Overflow(9)),
+		"attempts":        courier.WithRetry(courier.RetryPolicy{MaxAttempts: -1}),
+		"interval":        courier.WithRetry(courier.RetryPolicy{InitialInterval: -time.Second}),
+		"max below init":  courier.WithRetry(courier.RetryPolicy{InitialInterval: time.Minute, MaxInterval: time.Second}),
+		"multiplier":      courier.WithRetry(courier.RetryPolicy{Multiplier: 0.5}),
+		"jitter":          courier.WithRetry(courier.RetryPolicy{Jitter: 2}),
 		"filter on queue": courier.WithFilter(func(*courier.Message[Order]) bool { return true }),
-		"nil option":     nil,
+		"nil option":      nil,
 	} {
 		_, err := courier.NewQueue[Order](b, "q-"+name, opt)
 		assert.ErrorIs(t, err, courier.ErrInvalidOption, name)

@@ -166,6 +166,13 @@ func (b *Bus) startWorkers(c *consumer, n int) error {
 	if b.state != busOpen {
 		return ErrClosed
 	}
+	b.startWorkersLocked(c, n)
+	return nil
+}
+
+// startWorkersLocked starts n workers of c; callers hold b.mu and have
+// checked that the bus is open.
+func (b *Bus) startWorkersLocked(c *consumer, n int) {
 	mb := c.mb
 	mb.mu.Lock()
 	mb.consumers++
@@ -179,7 +186,6 @@ func (b *Bus) startWorkers(c *consumer, n int) error {
 	for _, w := range ws {
 		go w.run()
 	}
-	return nil
 }
 
 func (b *Bus) workerExited() {

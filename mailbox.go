@@ -566,7 +566,15 @@ func (mb *mailbox) restoreDeadLetters(infos []DeadLetterInfo) {
 }
 
 func (mb *mailbox) replay(ctx context.Context, match func(DeadLetterInfo) bool) (int, error) {
-	taken := mb.takeDeadLetters(match)
+	// A stopped mailbox may hold dead letters whose abandoned handlers still
+	// run: refuse before touching them.
+	mb.mu.Lock()
+	if mb.state == mbStopped {
+		mb.mu.Unlock()
+		return 0, ErrClosed
+	}
+	taken := mb.dead.removeIf(match)
+	mb.mu.Unlock()
 	for i, info := range taken {
 		env := info.env
 		resetForReplay(env)

@@ -30,7 +30,10 @@ type Middleware struct {
 	// Handle wraps every delivery attempt.
 	Handle func(next HandlerFunc) HandlerFunc
 	// Send wraps every Send, TrySend, Publish and TryPublish. Replays from a
-	// dead-letter queue do not pass through it: they are not new sends.
+	// dead-letter queue do not pass through it: they are not new sends. Read
+	// and change the envelope before calling next: once next returns nil, a
+	// worker may already be handling the message, and for a publish the
+	// envelope is the copy of the first subscription.
 	Send func(next SendFunc) SendFunc
 }
 

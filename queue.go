@@ -27,6 +27,7 @@ type queueCore struct {
 	mb      *mailbox
 	workers int // default for Consume
 	mws     []Middleware
+	put     SendFunc // mb.put, bound once: a method value allocates
 	send    atomic.Pointer[builtSend]
 }
 
@@ -72,6 +73,7 @@ func NewQueue[T any](bus *Bus, name string, opts ...Option) (*Queue[T], error) {
 	}
 	qc := &queueCore{bus: bus, name: name, workers: cfg.workers, mws: cfg.middleware}
 	qc.mb = newMailbox(bus, name, "", &cfg, cfg.middleware)
+	qc.put = qc.mb.put
 	bus.names[name] = declaration{kind: "queue", typ: reflect.TypeFor[T](), obj: qc}
 	bus.mailboxes = append(bus.mailboxes, qc.mb)
 	return &Queue[T]{c: qc}, nil
@@ -124,7 +126,7 @@ func newMessage[T any](ctx context.Context, destination string, body T, try bool
 }
 
 func (qc *queueCore) sendFunc() SendFunc {
-	return cachedSend(qc.bus, &qc.send, qc.mws, qc.mb.put)
+	return cachedSend(qc.bus, &qc.send, qc.mws, qc.put)
 }
 
 // cachedSend returns the send chain of a queue or topic, rebuilt when the bus

@@ -217,7 +217,31 @@ func TestNothingStartsAfterShutdown(t *testing.T) {
 	assert.ErrorIs(t, err, courier.ErrClosed)
 	assert.ErrorIs(t, topic.Publish(ctxT(t), Payment{}), courier.ErrClosed)
 	_, err = q.DeadLetters().Replay(ctxT(t))
-	assert.NoError(t, err, "nothing to replay")
+	assert.ErrorIs(t, err, courier.ErrClosed)
+}
+
+func TestReplayAfterCloseLeavesAbandonedLettersAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus(t, courier.WithStopGrace(0))
+		q := mustQueue[Order](t, b, "orders")
+		release := make(chan struct{})
+		started := make(chan struct{})
+		require.NoError(t, q.Consume(func(_ context.Context, m *courier.Message[Order]) error {
+			close(started)
+			<-release
+			_ = m.Attempt // the handler still owns its message
+			return nil
+		}))
+		require.NoError(t, q.Send(t.Context(), Order{}))
+		<-started
+		require.Error(t, b.Close())
+		n, err := q.DeadLetters().Replay(t.Context())
+		assert.ErrorIs(t, err, courier.ErrClosed)
+		assert.Zero(t, n)
+		assert.Equal(t, 1, q.DeadLetters().Count())
+		close(release)
+		synctest.Wait()
+	})
 }
 
 func TestConcurrentShutdownCalls(t *testing.T) {

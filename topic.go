@@ -23,6 +23,7 @@ type topicCore struct {
 	typ      reflect.Type
 	defaults config // options of NewTopic: defaults for each Subscribe
 	mws      []Middleware
+	fan      SendFunc // fanout, bound once: a method value allocates
 	send     atomic.Pointer[builtSend]
 
 	subs      atomic.Pointer[[]*subscription] // copy on write
@@ -73,6 +74,7 @@ func NewTopic[T any](bus *Bus, name string, opts ...Option) (*Topic[T], error) {
 	cfg.middleware = nil
 	tc.defaults = cfg
 	tc.subs.Store(new([]*subscription))
+	tc.fan = tc.fanout
 	bus.names[name] = declaration{kind: "topic", typ: typ, obj: tc}
 	bus.topics = append(bus.topics, tc)
 	return &Topic[T]{c: tc}, nil
@@ -121,9 +123,11 @@ func (t *Topic[T]) Subscribe(name string, h Handler[T], opts ...Option) error {
 	subs := append(append(make([]*subscription, 0, len(old)+1), old...), sub)
 	tc.subs.Store(&subs)
 	b.mailboxes = append(b.mailboxes, sub.mb)
+	// Start the workers in the same critical section, so a concurrent
+	// Shutdown sees the subscription with its consumer or not at all.
+	b.startWorkersLocked(&consumer{mb: sub.mb, handler: typedHandler(h)}, cfg.workers)
 	b.mu.Unlock()
-	c := &consumer{mb: sub.mb, handler: typedHandler(h)}
-	return b.startWorkers(c, cfg.workers)
+	return nil
 }
 
 // Subscription returns the handle of the subscription name, for its dead
@@ -158,7 +162,7 @@ func (t *Topic[T]) publish(ctx context.Context, body T, try bool, opts []SendOpt
 	if err != nil {
 		return err
 	}
-	return cachedSend(t.c.bus, &t.c.send, t.c.mws, t.c.fanout)(ctx, m)
+	return cachedSend(t.c.bus, &t.c.send, t.c.mws, t.c.fan)(ctx, m)
 }
 
 // fanout is the terminal of a topic's send chain: it reserves a slot in every

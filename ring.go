@@ -38,15 +38,6 @@ func (r *ring[T]) grow() {
 	r.buf, r.head = buf, 0
 }
 
-// drain removes and returns every element, oldest first.
-func (r *ring[T]) drain() []T {
-	out := make([]T, r.n)
-	for i := range out {
-		out[i] = r.pop()
-	}
-	return out
-}
-
 // removeIf removes the elements for which match is true (all when match is
 // nil) and returns them in order; the rest keep their order.
 func (r *ring[T]) removeIf(match func(T) bool) []T {

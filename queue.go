@@ -46,17 +46,8 @@ type builtSend struct {
 // [ErrInvalidOption] for a bad option or for options given to an existing
 // queue.
 func NewQueue[T any](bus *Bus, name string, opts ...Option) (*Queue[T], error) {
-	if bus == nil {
-		return nil, ErrNilBus
-	}
-	if name == "" {
-		return nil, ErrEmptyName
-	}
-	if bus.optErr != nil {
-		return nil, bus.optErr
-	}
-	cfg := config{scope: scopeQueue, workers: DefaultWorkers, capacity: DefaultCapacity, dlqCap: DefaultDeadLetterCapacity}
-	if err := cfg.apply(opts); err != nil {
+	cfg, err := declarationConfig(bus, name, scopeQueue, opts)
+	if err != nil {
 		return nil, err
 	}
 	bus.mu.Lock()
@@ -77,6 +68,21 @@ func NewQueue[T any](bus *Bus, name string, opts ...Option) (*Queue[T], error) {
 	bus.names[name] = declaration{kind: "queue", typ: reflect.TypeFor[T](), obj: qc}
 	bus.mailboxes = append(bus.mailboxes, qc.mb)
 	return &Queue[T]{c: qc}, nil
+}
+
+// declarationConfig checks the arguments shared by NewQueue and NewTopic and
+// applies their options over the defaults.
+func declarationConfig(bus *Bus, name string, sc scope, opts []Option) (config, error) {
+	cfg := config{scope: sc, workers: DefaultWorkers, capacity: DefaultCapacity, dlqCap: DefaultDeadLetterCapacity}
+	switch {
+	case bus == nil:
+		return cfg, ErrNilBus
+	case name == "":
+		return cfg, ErrEmptyName
+	case bus.optErr != nil:
+		return cfg, bus.optErr
+	}
+	return cfg, cfg.apply(opts)
 }
 
 // Name returns the queue's name.

@@ -44,17 +44,8 @@ type subscription struct {
 // [WithRetry], [DeadLetterCapacity] and [Workers] become the defaults of its
 // subscriptions. Errors are those of [NewQueue].
 func NewTopic[T any](bus *Bus, name string, opts ...Option) (*Topic[T], error) {
-	if bus == nil {
-		return nil, ErrNilBus
-	}
-	if name == "" {
-		return nil, ErrEmptyName
-	}
-	if bus.optErr != nil {
-		return nil, bus.optErr
-	}
-	cfg := config{scope: scopeTopic, workers: DefaultWorkers, capacity: DefaultCapacity, dlqCap: DefaultDeadLetterCapacity}
-	if err := cfg.apply(opts); err != nil {
+	cfg, err := declarationConfig(bus, name, scopeTopic, opts)
+	if err != nil {
 		return nil, err
 	}
 	typ := reflect.TypeFor[T]()

@@ -19,11 +19,12 @@ const DefaultStopGrace = time.Second
 // [NewTopic], and stop it with [Bus.Shutdown] or [Bus.Close]. A Bus is safe
 // for concurrent use.
 type Bus struct {
-	logger *slog.Logger
-	hook   func(DeadLetterInfo)
-	retry  RetryPolicy
-	grace  time.Duration
-	optErr error // from New's options; reported by NewQueue and NewTopic
+	logger     *slog.Logger
+	deadHooks  []func(DeadLetterInfo)
+	retryHooks []func(RetryInfo)
+	retry      RetryPolicy
+	grace      time.Duration
+	optErr     error // from New's options; reported by NewQueue and NewTopic
 
 	mu        sync.Mutex
 	state     busState
@@ -45,6 +46,10 @@ type Bus struct {
 	drainPoke chan struct{} // cap 1: some mailbox emptied while draining
 	force     chan struct{} // closed by Close to cut a Shutdown short
 	forceOnce sync.Once
+
+	idleWaiters atomic.Int32 // WaitIdle calls in progress
+	idleMu      sync.Mutex
+	idleCh      chan struct{} // closed when some mailbox emptied while WaitIdle waits
 
 	shutdownDead atomic.Int64
 	abandoned    atomic.Int64
@@ -77,15 +82,6 @@ func WithLogger(l *slog.Logger) BusOption {
 			b.logger = l
 		}
 	}
-}
-
-// WithDeadLetterHook registers f to be told of every dead letter of every
-// queue and subscription, after it entered its dead-letter queue. f runs on
-// the goroutine that dead-lettered the message (a worker, the scheduler, a
-// sender or Shutdown), outside any lock; it must be quick and must not block
-// on the bus. A panic in f is recovered and logged.
-func WithDeadLetterHook(f func(DeadLetterInfo)) BusOption {
-	return func(b *Bus) { b.hook = f }
 }
 
 // WithDefaultRetry sets the retry policy of every queue and subscription
@@ -224,27 +220,6 @@ func (b *Bus) pokeDrain() {
 	case b.drainPoke <- struct{}{}:
 	default:
 	}
-}
-
-// announce logs a dead letter and tells the hook.
-func (b *Bus) announce(d DeadLetterInfo) {
-	b.logger.Error("courier: message dead-lettered",
-		slog.String("destination", d.Destination),
-		slog.String("subscription", d.Subscription),
-		slog.String("message_id", d.ID),
-		slog.String("correlation_id", d.CorrelationID),
-		slog.String("reason", string(d.Reason)),
-		slog.Int("attempts", d.Attempts),
-		slog.Any("error", d.Err))
-	if b.hook == nil {
-		return
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			b.logger.Error("courier: dead-letter hook panicked", slog.Any("panic", r))
-		}
-	}()
-	b.hook(d)
 }
 
 // Shutdown stops the bus gracefully. It stops intake at once: sends from

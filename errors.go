@@ -58,6 +58,12 @@ var (
 	// ErrExpired is the error recorded on a dead letter whose time to live
 	// ran out before it was handled.
 	ErrExpired = errors.New("courier: message expired")
+
+	// ErrDuplicate is returned by a send that duplicate detection turned
+	// away: a message with the same idempotency key was sent to the same
+	// destination within the detection window. The earlier message stands;
+	// this one was accepted and dropped, so the sender need not retry.
+	ErrDuplicate = errors.New("courier: duplicate message")
 )
 
 func invalidOption(format string, args ...any) error {

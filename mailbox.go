@@ -26,7 +26,8 @@ type mailbox struct {
 	overflow     Overflow
 	retry        RetryPolicy // defaults applied
 	dlqCap       int
-	layers       [][]Middleware // queue or topic middleware, then subscription middleware
+	layers       [][]Middleware       // queue or topic middleware, then subscription middleware
+	onDead       func(DeadLetterInfo) // set before first use; told of each dead letter after the bus hooks' log line
 
 	mu        sync.Mutex
 	work      sync.Cond // workers wait here for ready messages
@@ -321,21 +322,7 @@ func (mb *mailbox) handledLocked(w *worker, env Envelope) {
 // retry, or dead-letters the message.
 func (mb *mailbox) failed(w *worker, env Envelope, err error) {
 	md, st := env.Meta(), env.state()
-	var reason Reason
-	var delay time.Duration
-	switch {
-	case IsPermanent(err):
-		reason = ReasonPermanent
-	case md.Attempt >= mb.retry.MaxAttempts:
-		reason = ReasonMaxAttempts
-	default:
-		if st.backoff == nil {
-			st.backoff = mb.retry.newBackOff()
-		}
-		if delay = st.backoff.NextBackOff(); delay == backoff.Stop {
-			reason = ReasonMaxAttempts
-		}
-	}
+	reason, delay := mb.decide(env, err)
 
 	mb.mu.Lock()
 	w.current = nil
@@ -355,16 +342,46 @@ func (mb *mailbox) failed(w *worker, env Envelope, err error) {
 	default:
 		mb.inFlight--
 		mb.stats.Retried++
-		st.due = time.Now().Add(delay)
+		retryAt := time.Now().Add(delay)
+		st.due = retryAt
 		if !md.ExpiresAt.IsZero() && md.ExpiresAt.Before(st.due) {
 			st.due = md.ExpiresAt // wake at expiry to dead-letter it on time
 		}
 		rec, dead = mb.scheduleLocked(env)
+		if !dead {
+			mb.mu.Unlock()
+			mb.bus.announceRetry(env, err, delay, retryAt)
+			return
+		}
 	}
 	mb.mu.Unlock()
 	if dead {
 		mb.bus.announce(rec)
 	}
+}
+
+// decide says what follows a failed attempt of env: a dead letter for reason,
+// or a retry after delay (reason empty). It runs on the worker's goroutine,
+// which alone touches the backoff; the delay drawn for an attempt is kept, so
+// [WillRetry] and the engine agree.
+func (mb *mailbox) decide(env Envelope, err error) (Reason, time.Duration) {
+	md, st := env.Meta(), env.state()
+	switch {
+	case IsPermanent(err):
+		return ReasonPermanent, 0
+	case md.Attempt >= mb.retry.MaxAttempts:
+		return ReasonMaxAttempts, 0
+	}
+	if st.delayFor != md.Attempt {
+		if st.backoff == nil {
+			st.backoff = mb.retry.newBackOff()
+		}
+		st.delay, st.delayFor = st.backoff.NextBackOff(), md.Attempt
+	}
+	if st.delay == backoff.Stop {
+		return ReasonMaxAttempts, 0
+	}
+	return "", st.delay
 }
 
 // dropNew dead-letters a message the overflow policy turned away. It holds
@@ -416,8 +433,13 @@ func (mb *mailbox) freedLocked() {
 		close(mb.space)
 		mb.space = nil
 	}
-	if mb.owned == 0 && mb.state == mbDraining {
-		mb.bus.pokeDrain()
+	if mb.owned == 0 {
+		if mb.state == mbDraining {
+			mb.bus.pokeDrain()
+		}
+		if mb.bus.idleWaiters.Load() > 0 {
+			mb.bus.pokeIdle()
+		}
 	}
 }
 
@@ -604,6 +626,7 @@ func resetForReplay(env Envelope) {
 	st.mb, st.phase, st.due, st.heapIndex, st.seq = nil, phaseNew, time.Time{}, -1, 0
 	st.holdsLane, st.try = false, false
 	st.firstAttempt, st.lastAttempt, st.lastErr, st.backoff = time.Time{}, time.Time{}, nil, nil
+	st.delay, st.delayFor = 0, 0
 }
 
 func (mb *mailbox) snapshot() Stats {

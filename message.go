@@ -27,6 +27,11 @@ type Metadata struct {
 	// CausationID is the ID of the message whose handler sent this one, or
 	// empty for a message sent from outside any handler.
 	CausationID string
+	// IdempotencyKey names the unit of work the message stands for, so that
+	// duplicate detection and effectively-once handling can recognise a
+	// resend: set with [WithIdempotencyKey] or derived from the body by an
+	// [IdempotencyKey] option, else empty. Copies a topic fans out share it.
+	IdempotencyKey string
 	// Key is the ordering key set with [WithKey], or empty. Messages of one
 	// key are handled one at a time in the order they became due.
 	Key string
@@ -103,6 +108,19 @@ func (m *Message[T]) clone() Envelope {
 	c := &Message[T]{Metadata: m.Metadata, Body: m.Body}
 	c.Headers = maps.Clone(m.Headers)
 	c.st.try = m.st.try
+	c.st.heapIndex = -1
+	return c
+}
+
+// CloneEnvelope returns a new, unsent message with env's metadata, headers and
+// body: the same ID, correlation and idempotency key, but no delivery state
+// (its attempt count is zero). Send middleware can pass the copy to next to
+// send the message a second time, as a broker that redelivers would; nothing
+// else needs it.
+func CloneEnvelope(env Envelope) Envelope {
+	c := env.clone()
+	c.Meta().Attempt = 0
+	c.state().try = false
 	return c
 }
 
@@ -121,9 +139,11 @@ type msgState struct {
 	lastAttempt  time.Time
 	lastErr      error
 	backoff      backoff.BackOff // made on the first failure
-	try          bool            // sent with TrySend/TryPublish: never wait for room
-	usedCtx      bool            // the inline ctx served a delivery already
-	ctx          msgCtx          // the first delivery's handler context, without an allocation
+	delay        time.Duration   // the backoff drawn for attempt delayFor
+	delayFor     int
+	try          bool   // sent with TrySend/TryPublish: never wait for room
+	usedCtx      bool   // the inline ctx served a delivery already
+	ctx          msgCtx // the first delivery's handler context, without an allocation
 }
 
 type phase uint8

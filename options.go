@@ -76,6 +76,8 @@ type config struct {
 	middleware []Middleware
 	filter     func(Envelope) bool
 	filterType reflect.Type
+	keyFn      func(Envelope) string // IdempotencyKey
+	keyType    reflect.Type
 }
 
 // Option configures a queue (NewQueue), a topic's subscriptions (NewTopic,
@@ -200,6 +202,39 @@ func WithFilter[T any](keep func(m *Message[T]) bool) Option {
 	}
 }
 
+// IdempotencyKey derives the idempotency key of every message sent to a queue
+// or published to a topic from its body, for messages sent without
+// [WithIdempotencyKey]. Only for NewQueue and NewTopic, with their message
+// type; key runs on the sender's goroutine and must not change the body. An
+// empty result means no key.
+func IdempotencyKey[T any](key func(body T) string) Option {
+	return func(c *config) error {
+		if err := c.only("IdempotencyKey", scopeQueue, scopeTopic); err != nil {
+			return err
+		}
+		if key == nil {
+			return invalidOption("IdempotencyKey(nil)")
+		}
+		c.keyType = reflect.TypeFor[T]()
+		c.keyFn = func(env Envelope) string {
+			if m, ok := env.(*Message[T]); ok {
+				return key(m.Body)
+			}
+			return ""
+		}
+		return nil
+	}
+}
+
+// checkKeyType fails when an IdempotencyKey option was given for another
+// type than the destination's.
+func (c *config) checkKeyType(name string, typ reflect.Type) error {
+	if c.keyType != nil && c.keyType != typ {
+		return invalidOption("IdempotencyKey for %v on %q of %v", c.keyType, name, typ)
+	}
+	return nil
+}
+
 func (c *config) apply(opts []Option) error {
 	for _, o := range opts {
 		if o == nil {
@@ -230,6 +265,7 @@ const (
 	sendAt
 	sendTTL
 	sendHeader
+	sendIdem
 )
 
 // WithKey sets the message's ordering key: messages with the same key are
@@ -256,6 +292,12 @@ func WithHeader(key, value string) SendOption {
 	return SendOption{kind: sendHeader, a: key, b: value}
 }
 
+// WithIdempotencyKey sets the message's idempotency key ([Metadata.IdempotencyKey]),
+// which overrides one derived by an [IdempotencyKey] option. The key is what
+// duplicate detection and effectively-once handling (see the middleware
+// package) recognise; without such middleware it is only carried along.
+func WithIdempotencyKey(key string) SendOption { return SendOption{kind: sendIdem, a: key} }
+
 func applySendOptions(md *Metadata, opts []SendOption) error {
 	for i := range opts {
 		o := &opts[i]
@@ -274,6 +316,8 @@ func applySendOptions(md *Metadata, opts []SendOption) error {
 				return invalidOption("WithTTL(%v): must be positive", o.d)
 			}
 			md.ExpiresAt = md.SentAt.Add(o.d)
+		case sendIdem:
+			md.IdempotencyKey = o.a
 		case sendHeader:
 			if o.a == "" {
 				return invalidOption("WithHeader: empty key")

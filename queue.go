@@ -27,7 +27,8 @@ type queueCore struct {
 	mb      *mailbox
 	workers int // default for Consume
 	mws     []Middleware
-	put     SendFunc // mb.put, bound once: a method value allocates
+	keyFn   func(Envelope) string // IdempotencyKey option
+	put     SendFunc              // mb.put, bound once: a method value allocates
 	send    atomic.Pointer[builtSend]
 }
 
@@ -62,7 +63,10 @@ func NewQueue[T any](bus *Bus, name string, opts ...Option) (*Queue[T], error) {
 		}
 		return &Queue[T]{c: d.obj.(*queueCore)}, nil
 	}
-	qc := &queueCore{bus: bus, name: name, workers: cfg.workers, mws: cfg.middleware}
+	if err := cfg.checkKeyType(name, reflect.TypeFor[T]()); err != nil {
+		return nil, err
+	}
+	qc := &queueCore{bus: bus, name: name, workers: cfg.workers, mws: cfg.middleware, keyFn: cfg.keyFn}
 	qc.mb = newMailbox(bus, name, "", &cfg, cfg.middleware)
 	qc.put = qc.mb.put
 	bus.names[name] = declaration{kind: "queue", typ: reflect.TypeFor[T](), obj: qc}
@@ -107,6 +111,9 @@ func (q *Queue[T]) send(ctx context.Context, body T, try bool, opts []SendOption
 	m, err := newMessage(ctx, q.c.name, body, try, opts)
 	if err != nil {
 		return err
+	}
+	if q.c.keyFn != nil && m.IdempotencyKey == "" {
+		m.IdempotencyKey = q.c.keyFn(m)
 	}
 	return q.c.sendFunc()(ctx, m)
 }

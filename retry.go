@@ -1,6 +1,7 @@
 package courier
 
 import (
+	"context"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -105,4 +106,28 @@ func (p RetryPolicy) newBackOff() backoff.BackOff {
 	}
 	b.Reset()
 	return b
+}
+
+// WillRetry reports whether the engine will retry the message being handled
+// under ctx if its handling chain returns err now: false for a nil err, a
+// [Permanent] error, the last attempt of the retry policy, a backoff that
+// gives up, a retry that would come after the message expires, or a ctx that
+// is not a handler's. Middleware uses it to tell a failure that will be
+// retried from one that ends in a dead letter (tracing, logging levels). It
+// must be called on the handler's goroutine.
+func WillRetry(ctx context.Context, err error) bool {
+	env, ok := MessageFromContext(ctx)
+	if err == nil || !ok {
+		return false
+	}
+	mb := env.state().mb
+	if mb == nil || mb.bus.closing.Load() && mb.bus.handlerCtx.Err() != nil {
+		return false
+	}
+	reason, delay := mb.decide(env, err)
+	if reason != "" {
+		return false
+	}
+	md := env.Meta()
+	return md.ExpiresAt.IsZero() || time.Now().Add(delay).Before(md.ExpiresAt)
 }

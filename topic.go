@@ -23,7 +23,8 @@ type topicCore struct {
 	typ      reflect.Type
 	defaults config // options of NewTopic: defaults for each Subscribe
 	mws      []Middleware
-	fan      SendFunc // fanout, bound once: a method value allocates
+	keyFn    func(Envelope) string // IdempotencyKey option
+	fan      SendFunc              // fanout, bound once: a method value allocates
 	send     atomic.Pointer[builtSend]
 
 	subs      atomic.Pointer[[]*subscription] // copy on write
@@ -61,8 +62,11 @@ func NewTopic[T any](bus *Bus, name string, opts ...Option) (*Topic[T], error) {
 		}
 		return &Topic[T]{c: d.obj.(*topicCore)}, nil
 	}
-	tc := &topicCore{bus: bus, name: name, typ: typ, mws: cfg.middleware}
-	cfg.middleware = nil
+	if err := cfg.checkKeyType(name, typ); err != nil {
+		return nil, err
+	}
+	tc := &topicCore{bus: bus, name: name, typ: typ, mws: cfg.middleware, keyFn: cfg.keyFn}
+	cfg.middleware, cfg.keyFn, cfg.keyType = nil, nil, nil
 	tc.defaults = cfg
 	tc.subs.Store(new([]*subscription))
 	tc.fan = tc.fanout
@@ -152,6 +156,9 @@ func (t *Topic[T]) publish(ctx context.Context, body T, try bool, opts []SendOpt
 	m, err := newMessage(ctx, t.c.name, body, try, opts)
 	if err != nil {
 		return err
+	}
+	if t.c.keyFn != nil && m.IdempotencyKey == "" {
+		m.IdempotencyKey = t.c.keyFn(m)
 	}
 	return cachedSend(t.c.bus, &t.c.send, t.c.mws, t.c.fan)(ctx, m)
 }

@@ -1,0 +1,91 @@
+package courier
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// WaitIdle blocks until the bus is idle: no queue or subscription that has a
+// consumer holds a message that is ready, waiting in a key lane, in flight, or
+// scheduled (delayed, or waiting for a retry). Messages in a queue nobody
+// consumes do not hold it up, since nothing would ever move them.
+//
+// WaitIdle waits on the engine's own signals, never by polling. It waits for
+// scheduled messages too: in a [testing/synctest] bubble (with the bus created
+// inside it) a delay or backoff of minutes passes at once in virtual time;
+// outside one it passes in real time. When ctx ends first, WaitIdle returns an
+// error that wraps ctx's error and says what is still pending where.
+//
+// A message handed to a goroutine a handler started, or sent by one, is
+// invisible to WaitIdle until it is sent. WaitIdle is meant for tests and
+// for "finish what is in hand" points in a program; the bus keeps taking
+// messages while it waits.
+func (b *Bus) WaitIdle(ctx context.Context) error {
+	b.idleWaiters.Add(1)
+	defer b.idleWaiters.Add(-1)
+	for {
+		b.idleMu.Lock()
+		if b.idleCh == nil {
+			b.idleCh = make(chan struct{})
+		}
+		ch := b.idleCh
+		b.idleMu.Unlock()
+		// Registered first, checked second: an emptying after the check
+		// closes ch.
+		if b.idle() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("courier: bus not idle: %w (pending: %s)", ctx.Err(), b.pending())
+		}
+	}
+}
+
+// pokeIdle wakes every WaitIdle call.
+func (b *Bus) pokeIdle() {
+	b.idleMu.Lock()
+	if b.idleCh != nil {
+		close(b.idleCh)
+		b.idleCh = nil
+	}
+	b.idleMu.Unlock()
+}
+
+func (b *Bus) allMailboxes() []*mailbox {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.mailboxes
+}
+
+func (b *Bus) idle() bool {
+	for _, mb := range b.allMailboxes() {
+		if !mb.drained() {
+			return false
+		}
+	}
+	return true
+}
+
+// pending describes what keeps the bus from being idle.
+func (b *Bus) pending() string {
+	var parts []string
+	for _, mb := range b.allMailboxes() {
+		mb.mu.Lock()
+		if mb.owned > 0 && mb.consumers > 0 {
+			name := fmt.Sprintf("queue %q", mb.destination)
+			if mb.subscription != "" {
+				name = fmt.Sprintf("subscription %q of topic %q", mb.subscription, mb.destination)
+			}
+			parts = append(parts, fmt.Sprintf("%s: %d ready, %d in flight, %d scheduled",
+				name, mb.ready.len()+mb.laned, mb.inFlight, mb.scheduled))
+		}
+		mb.mu.Unlock()
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, "; ")
+}

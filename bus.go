@@ -48,6 +48,7 @@ type Bus struct {
 	forceOnce sync.Once
 
 	idleWaiters atomic.Int32 // WaitIdle calls in progress
+	announcing  atomic.Int64 // dead letters and retries whose hooks have not yet run
 	idleMu      sync.Mutex
 	idleCh      chan struct{} // closed when some mailbox emptied while WaitIdle waits
 

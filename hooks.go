@@ -46,8 +46,10 @@ func WithRetryHook(f func(RetryInfo)) BusOption {
 	}
 }
 
-// announce logs a dead letter and tells the hooks.
+// announce logs a dead letter and tells the hooks. Every record
+// deadLetterLocked returns must be announced exactly once.
 func (b *Bus) announce(d DeadLetterInfo) {
+	defer b.announced()
 	b.logger.Error("courier: message dead-lettered",
 		slog.String("destination", d.Destination),
 		slog.String("subscription", d.Subscription),
@@ -66,6 +68,7 @@ func (b *Bus) announce(d DeadLetterInfo) {
 
 // announceRetry tells the retry hooks of a scheduled retry.
 func (b *Bus) announceRetry(env Envelope, err error, delay time.Duration, at time.Time) {
+	defer b.announced()
 	if len(b.retryHooks) == 0 {
 		return
 	}
@@ -73,6 +76,14 @@ func (b *Bus) announceRetry(env Envelope, err error, delay time.Duration, at tim
 	info.Headers = maps.Clone(info.Headers)
 	for _, h := range b.retryHooks {
 		b.runHook("retry", func() { h(info) })
+	}
+}
+
+// announced ends an announcement; WaitIdle waits for every one to end, so a
+// test that waited sees what the hooks recorded.
+func (b *Bus) announced() {
+	if b.announcing.Add(-1) == 0 && b.idleWaiters.Load() > 0 {
+		b.pokeIdle()
 	}
 }
 

@@ -8,8 +8,9 @@ import (
 
 // WaitIdle blocks until the bus is idle: no queue or subscription that has a
 // consumer holds a message that is ready, waiting in a key lane, in flight, or
-// scheduled (delayed, or waiting for a retry). Messages in a queue nobody
-// consumes do not hold it up, since nothing would ever move them.
+// scheduled (delayed, or waiting for a retry), and every dead-letter and
+// retry hook call has returned. Messages in a queue nobody consumes do not
+// hold it up, since nothing would ever move them.
 //
 // WaitIdle waits on the engine's own signals, never by polling. It waits for
 // scheduled messages too: in a [testing/synctest] bubble (with the bus created
@@ -66,7 +67,9 @@ func (b *Bus) idle() bool {
 			return false
 		}
 	}
-	return true
+	// Read after the mailboxes: a message's last count drops while its
+	// announcement is already counted here.
+	return b.announcing.Load() == 0
 }
 
 // pending describes what keeps the bus from being idle.
@@ -83,6 +86,9 @@ func (b *Bus) pending() string {
 				name, mb.ready.len()+mb.laned, mb.inFlight, mb.scheduled))
 		}
 		mb.mu.Unlock()
+	}
+	if n := b.announcing.Load(); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d dead letter or retry hook call(s)", n))
 	}
 	if len(parts) == 0 {
 		return "nothing"

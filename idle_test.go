@@ -192,3 +192,29 @@ func TestWillRetryIsFalseWhenTheRetryWouldComeAfterExpiry(t *testing.T) {
 		assert.Equal(t, courier.ReasonExpired, dl[0].Reason)
 	})
 }
+
+func TestWaitIdleWaitsForHooks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var hooked atomic.Int32
+		b := newBus(t,
+			courier.WithRetryHook(func(courier.RetryInfo) { <-release; hooked.Add(1) }),
+			courier.WithDeadLetterHook(func(courier.DeadLetterInfo) { <-release; hooked.Add(1) }))
+		q := mustQueue[Order](t, b, "orders", courier.WithRetry(courier.RetryPolicy{MaxAttempts: 2, InitialInterval: time.Millisecond}))
+		require.NoError(t, q.Consume(func(context.Context, *courier.Message[Order]) error { return errors.New("x") }))
+		require.NoError(t, q.Send(t.Context(), Order{}))
+		idle := make(chan error, 1)
+		go func() { idle <- b.WaitIdle(t.Context()) }()
+		for range 2 {
+			synctest.Wait()
+			select {
+			case <-idle:
+				t.Fatal("WaitIdle returned while a hook was running")
+			default:
+			}
+			release <- struct{}{}
+		}
+		require.NoError(t, <-idle)
+		assert.EqualValues(t, 2, hooked.Load())
+	})
+}

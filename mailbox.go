@@ -349,6 +349,7 @@ func (mb *mailbox) failed(w *worker, env Envelope, err error) {
 		}
 		rec, dead = mb.scheduleLocked(env)
 		if !dead {
+			mb.bus.announcing.Add(1) // until the retry hooks have run
 			mb.mu.Unlock()
 			mb.bus.announceRetry(env, err, delay, retryAt)
 			return
@@ -473,6 +474,7 @@ func (mb *mailbox) deadLetterLocked(env Envelope, reason Reason, err error) Dead
 		mb.stats.DeadLettersEvicted++
 	}
 	mb.dead.push(info)
+	mb.bus.announcing.Add(1) // until announce has told the hooks
 	return info
 }
 

@@ -48,6 +48,7 @@ type config struct {
 	settleTimeout time.Duration
 	busOpts       []courier.BusOption
 	logger        *slog.Logger
+	newBus        func(...courier.BusOption) *courier.Bus
 }
 
 // Option configures [New].
@@ -74,6 +75,13 @@ func SettleTimeout(d time.Duration) Option { return func(c *config) { c.settleTi
 // dead-letter and retry hooks; hooks given here run too.
 func WithBusOptions(opts ...courier.BusOption) Option {
 	return func(c *config) { c.busOpts = append(c.busOpts, opts...) }
+}
+
+// WithNewBus makes the harness create its bus with newBus instead of
+// [courier.New], for a bus over another transport. newBus must pass the
+// options it is given on to the bus.
+func WithNewBus(newBus func(opts ...courier.BusOption) *courier.Bus) Option {
+	return func(c *config) { c.newBus = newBus }
 }
 
 // WithLogger sets the bus's logger. By default the bus logs at Warn and
@@ -119,7 +127,10 @@ func New(t testing.TB, opts ...Option) *Harness {
 		courier.WithRetryHook(h.recordRetry),
 	}, cfg.busOpts...)
 	h.start = time.Now()
-	h.Bus = courier.New(busOpts...)
+	if cfg.newBus == nil {
+		cfg.newBus = courier.New
+	}
+	h.Bus = cfg.newBus(busOpts...)
 	h.Bus.Use(h.recorder())
 	t.Cleanup(func() { h.finish(leakOpt) })
 	return h

@@ -119,5 +119,16 @@
 //
 // Queue.Stats, Subscription.Stats, Topic.Stats and [Bus.Stats] report depth,
 // in flight, scheduled, handled, failed attempts, retried, dead-lettered,
-// dropped, expired, replayed and filtered counts.
+// dropped, expired, replayed and filtered counts. [WithDeadLetterHook] and
+// [WithRetryHook] report each dead letter and each scheduled retry as it
+// happens; [WillRetry] tells middleware whether a failing attempt will be
+// retried. [Bus.WaitIdle] waits until nothing is ready, in flight or
+// scheduled and every hook has returned.
+//
+// # Testing
+//
+// Package couriertest wraps a bus for tests: it records the flow, settles
+// the bus without sleeping (in virtual time inside a testing/synctest
+// bubble), asserts on what was consumed or dead-lettered, injects faults, and
+// holds the conformance suite every transport must pass.
 package courier

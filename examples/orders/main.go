@@ -104,13 +104,7 @@ func run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s := &shop{
-		out:       out,
-		payments:  payments,
-		receipts:  make(chan receipt, 32),
-		orderMsgs: make(map[string]orderMsg),
-		charged:   make(map[string][]string),
-	}
+	s := newShop(out, payments)
 
 	names := make([]string, len(subscribers))
 	for i, sub := range subscribers {
@@ -214,6 +208,16 @@ type shop struct {
 	orderMsgs   map[string]orderMsg // order ID → the order message that was charged
 	charged     map[string][]string // customer → order IDs in the order they were charged
 	received    map[string][]string // subscriber → order IDs it received
+}
+
+func newShop(out *console, payments *courier.Topic[PaymentCompleted]) *shop {
+	return &shop{
+		out:       out,
+		payments:  payments,
+		receipts:  make(chan receipt, 32),
+		orderMsgs: make(map[string]orderMsg),
+		charged:   make(map[string][]string),
+	}
 }
 
 // orderMsg is what a payment event's subscribers check their message against.

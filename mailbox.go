@@ -287,20 +287,30 @@ func (mb *mailbox) nextLocked(w *worker) Envelope {
 		if mb.ready.len() > 0 {
 			env := mb.ready.pop()
 			md, st := env.Meta(), env.state()
-			now := time.Now()
-			if expired(md, now) {
+			// The clock is read only for messages with a time to live: on
+			// the hot path a reading costs more than the rest of the hand-over.
+			if !md.ExpiresAt.IsZero() && expired(md, time.Now()) {
 				w.pending = append(w.pending, mb.expireLocked(env))
 				continue
 			}
 			st.phase = phaseInFlight
 			mb.inFlight++
 			md.Attempt++
-			if st.firstAttempt.IsZero() {
-				st.firstAttempt = now
-			}
-			st.lastAttempt = now
 			w.current = env
 			return env
+		}
+		if len(w.pending) > 0 {
+			// Announce the expired ones before sleeping: their hooks (and a
+			// request's caller) must not wait for the next message.
+			pending := w.pending
+			mb.mu.Unlock()
+			for i, rec := range pending {
+				mb.bus.announce(rec)
+				pending[i] = DeadLetterInfo{}
+			}
+			w.pending = pending[:0]
+			mb.mu.Lock()
+			continue
 		}
 		mb.idle++
 		mb.work.Wait()
@@ -323,6 +333,7 @@ func (mb *mailbox) handledLocked(w *worker, env Envelope) {
 func (mb *mailbox) failed(w *worker, env Envelope, err error) {
 	md, st := env.Meta(), env.state()
 	reason, delay := mb.decide(env, err)
+	now := time.Now() // the attempt's end; read outside the lock
 
 	mb.mu.Lock()
 	w.current = nil
@@ -332,6 +343,7 @@ func (mb *mailbox) failed(w *worker, env Envelope, err error) {
 	}
 	mb.stats.FailedAttempts++
 	st.lastErr = err
+	st.attemptEnded(now)
 	var rec DeadLetterInfo
 	dead := true
 	switch {
@@ -342,7 +354,7 @@ func (mb *mailbox) failed(w *worker, env Envelope, err error) {
 	default:
 		mb.inFlight--
 		mb.stats.Retried++
-		retryAt := time.Now().Add(delay)
+		retryAt := now.Add(delay)
 		st.due = retryAt
 		if !md.ExpiresAt.IsZero() && md.ExpiresAt.Before(st.due) {
 			st.due = md.ExpiresAt // wake at expiry to dead-letter it on time
@@ -540,6 +552,7 @@ func (mb *mailbox) abandon() []DeadLetterInfo {
 	for _, w := range mb.workers {
 		if env := w.current; env != nil && env.state().phase == phaseInFlight {
 			mb.bus.abandoned.Add(1)
+			env.state().attemptEnded(time.Now())
 			recs = append(recs, mb.deadLetterLocked(env, ReasonShutdown, ErrAbandoned))
 		}
 	}

@@ -156,6 +156,14 @@ const (
 	phaseDone                   // handled or dead-lettered; its slot is free
 )
 
+// attemptEnded records the end of a failed (or abandoned) attempt.
+func (st *msgState) attemptEnded(now time.Time) {
+	if st.firstAttempt.IsZero() {
+		st.firstAttempt = now
+	}
+	st.lastAttempt = now
+}
+
 // msgCtx is a handler's context: the worker's context plus the message, so
 // [MessageFromContext] and sends from inside the handler find it.
 type msgCtx struct {

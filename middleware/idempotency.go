@@ -1,0 +1,296 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/courierbus/courier"
+)
+
+// Defaults of [IdempotencyOptions].
+const (
+	// DefaultSendWindow is how long a sent key turns away duplicate sends,
+	// as JetStream's default duplicate window.
+	DefaultSendWindow = 2 * time.Minute
+	// DefaultDoneTTL is how long a handled key is remembered.
+	DefaultDoneTTL = 24 * time.Hour
+	// DefaultLease is how long a delivery may hold its key.
+	DefaultLease = 5 * time.Minute
+)
+
+// ErrKeyBusy is wrapped by the error of a delivery attempt whose key another
+// holder of a shared [Store] (another process) has reserved. The attempt
+// fails without running the handler, and the retry policy retries it.
+var ErrKeyBusy = errors.New("middleware: idempotency key in progress elsewhere")
+
+// IdempotencyOptions configures [NewIdempotency]. The zero value means the
+// defaults written beside each field.
+type IdempotencyOptions struct {
+	// SendWindow is how long after a send with an idempotency key was
+	// accepted another send of the same key to the same queue or topic is
+	// turned away with [courier.ErrDuplicate]. Default [DefaultSendWindow];
+	// a negative value turns duplicate detection on sends off.
+	SendWindow time.Duration
+	// DoneTTL is how long a key whose handler succeeded is remembered, so
+	// that a redelivery or resend of it is acknowledged without running the
+	// handler. Default [DefaultDoneTTL].
+	DoneTTL time.Duration
+	// Lease bounds how long a delivery holds its key in the store while its
+	// handler runs; if the holder vanishes (a crashed process sharing the
+	// store), the key is free again after Lease. Make it longer than the
+	// longest handler run; [Timeout] can enforce that. Default
+	// [DefaultLease].
+	Lease time.Duration
+}
+
+// IdempotencyStats counts what an [Idempotency] has done.
+type IdempotencyStats struct {
+	// DuplicateSends counts sends turned away with [courier.ErrDuplicate].
+	DuplicateSends uint64
+	// Skipped counts deliveries acknowledged without running the handler,
+	// because their key was done.
+	Skipped uint64
+	// Waited counts deliveries that waited for another delivery of their key,
+	// in this process, to finish.
+	Waited uint64
+	// Busy counts delivery attempts failed with [ErrKeyBusy].
+	Busy uint64
+	// Committed counts keys recorded as done after their handler succeeded.
+	Committed uint64
+	// Released counts keys freed after their handler failed.
+	Released uint64
+	// StoreErrors counts Store calls that failed. A failed Reserve fails the
+	// send or the delivery attempt (it is retried); a failed Commit after a
+	// successful handler still acknowledges the message, and a duplicate of
+	// it may then run the handler again.
+	StoreErrors uint64
+}
+
+// Idempotency gives a bus duplicate detection on sends and effectively-once
+// handling, for messages that carry an idempotency key
+// ([courier.WithIdempotencyKey], [courier.IdempotencyKey]). Messages without
+// a key pass through untouched. Create it with [NewIdempotency] and register
+// its [Idempotency.Middleware] with [courier.Bus.Use] (or on one queue, topic
+// or subscription with [courier.WithMiddleware]).
+//
+// On the send path, a send whose key was sent to the same queue or topic
+// within SendWindow, or is being sent right now, is turned away: Send and
+// Publish return an error wrapping [courier.ErrDuplicate] and the message is
+// not enqueued. The earlier message stands; the sender can treat the error as
+// success. A send that fails (a full queue, a closed bus) frees its key.
+//
+// On the handling path, keys are scoped by queue, or by topic and
+// subscription, so each subscription handles a key once, independently. The
+// key is recorded as done only after the rest of the chain returned nil; a
+// delivery whose key is done is acknowledged without running the rest of the
+// chain. Two deliveries of one key never run at the same time: within this
+// Idempotency, the second waits (holding its worker, until its context ends)
+// for the first to finish, then is acknowledged if the first succeeded, or
+// runs if it failed. A key reserved by another process sharing the Store
+// fails the attempt with [ErrKeyBusy], to be retried. A failure or a panic
+// releases the key, so the retry, or a duplicate, can run the handler.
+//
+// Effectively once means the handler's effects happen once per key as long
+// as the handler either succeeds or leaves no effect behind when it fails:
+// a handler that fails after part of its work must make that part safe to
+// redo.
+//
+// Register it outside middleware that may fail an attempt after the handler
+// succeeded, so that such a failure releases the key. An Idempotency is safe
+// for concurrent use and may serve several buses that share its Store.
+type Idempotency struct {
+	store      Store
+	sendWindow time.Duration
+	doneTTL    time.Duration
+	lease      time.Duration
+
+	mu     sync.Mutex
+	active map[string]chan struct{} // scoped key → closed when its delivery ends
+
+	duplicateSends, skipped, waited, busy atomic.Uint64
+	committed, released, storeErrors      atomic.Uint64
+}
+
+// NewIdempotency returns an Idempotency that records keys in store, which
+// must not be nil ([NewMemoryStore] is the in-process one). It fails with an
+// error wrapping [courier.ErrInvalidOption] for a nil store or a negative
+// DoneTTL or Lease.
+func NewIdempotency(store Store, opts IdempotencyOptions) (*Idempotency, error) {
+	switch {
+	case store == nil:
+		return nil, fmt.Errorf("%w: NewIdempotency: nil Store", courier.ErrInvalidOption)
+	case opts.DoneTTL < 0:
+		return nil, fmt.Errorf("%w: NewIdempotency: negative DoneTTL %v", courier.ErrInvalidOption, opts.DoneTTL)
+	case opts.Lease < 0:
+		return nil, fmt.Errorf("%w: NewIdempotency: negative Lease %v", courier.ErrInvalidOption, opts.Lease)
+	}
+	if opts.SendWindow == 0 {
+		opts.SendWindow = DefaultSendWindow
+	}
+	if opts.DoneTTL == 0 {
+		opts.DoneTTL = DefaultDoneTTL
+	}
+	if opts.Lease == 0 {
+		opts.Lease = DefaultLease
+	}
+	return &Idempotency{
+		store:      store,
+		sendWindow: opts.SendWindow,
+		doneTTL:    opts.DoneTTL,
+		lease:      opts.Lease,
+		active:     make(map[string]chan struct{}),
+	}, nil
+}
+
+// Middleware returns the middleware, named "idempotency", with a send hook
+// (none when SendWindow is negative) and a handle hook.
+func (i *Idempotency) Middleware() courier.Middleware {
+	m := courier.Middleware{Name: "idempotency", Handle: i.handle}
+	if i.sendWindow > 0 {
+		m.Send = i.send
+	}
+	return m
+}
+
+// Stats returns a snapshot of the counters.
+func (i *Idempotency) Stats() IdempotencyStats {
+	return IdempotencyStats{
+		DuplicateSends: i.duplicateSends.Load(),
+		Skipped:        i.skipped.Load(),
+		Waited:         i.waited.Load(),
+		Busy:           i.busy.Load(),
+		Committed:      i.committed.Load(),
+		Released:       i.released.Load(),
+		StoreErrors:    i.storeErrors.Load(),
+	}
+}
+
+// storeKey builds the store key of a scope, escaping each part so that no
+// two scopes share a key.
+func storeKey(kind string, parts ...string) string {
+	k := "courier/" + kind
+	for _, p := range parts {
+		k += "/" + url.PathEscape(p)
+	}
+	return k
+}
+
+func (i *Idempotency) send(next courier.SendFunc) courier.SendFunc {
+	return func(ctx context.Context, env courier.Envelope) error {
+		md := env.Meta()
+		if md.IdempotencyKey == "" {
+			return next(ctx, env)
+		}
+		key := storeKey("sent", md.Destination, md.IdempotencyKey)
+		r, err := i.store.Reserve(ctx, key, i.sendWindow)
+		if err != nil {
+			i.storeErrors.Add(1)
+			return fmt.Errorf("middleware: idempotency store: %w", err)
+		}
+		if r.Status != Reserved {
+			i.duplicateSends.Add(1)
+			return fmt.Errorf("%w: idempotency key %q already sent to %q", courier.ErrDuplicate, md.IdempotencyKey, md.Destination)
+		}
+		// The message may be handled before next returns: read nothing from
+		// env after this call.
+		err = next(ctx, env)
+		bg := context.WithoutCancel(ctx)
+		if err != nil {
+			i.count(i.store.Release(bg, key, r.Token), nil)
+			return err
+		}
+		i.count(i.store.Commit(bg, key, r.Token, i.sendWindow), nil)
+		return nil
+	}
+}
+
+func (i *Idempotency) handle(next courier.HandlerFunc) courier.HandlerFunc {
+	return func(ctx context.Context, env courier.Envelope) (err error) {
+		md := env.Meta()
+		if md.IdempotencyKey == "" {
+			return next(ctx, env)
+		}
+		key := storeKey("handled", md.Destination, md.Subscription, md.IdempotencyKey)
+		leave, err := i.enter(ctx, key)
+		if err != nil {
+			return err
+		}
+		defer leave()
+
+		r, err := i.store.Reserve(ctx, key, i.lease)
+		switch {
+		case err != nil:
+			i.storeErrors.Add(1)
+			return fmt.Errorf("middleware: idempotency store: %w", err)
+		case r.Status == Done:
+			i.skipped.Add(1)
+			return nil
+		case r.Status == InProgress:
+			i.busy.Add(1)
+			return fmt.Errorf("%w: %q", ErrKeyBusy, md.IdempotencyKey)
+		}
+
+		bg := context.WithoutCancel(ctx)
+		finished := false
+		defer func() {
+			if !finished { // a panic: free the key, let the panic go on
+				i.count(i.store.Release(bg, key, r.Token), &i.released)
+			}
+		}()
+		err = next(ctx, env)
+		finished = true
+		if err != nil {
+			i.count(i.store.Release(bg, key, r.Token), &i.released)
+			return err
+		}
+		i.count(i.store.Commit(bg, key, r.Token, i.doneTTL), &i.committed)
+		return nil
+	}
+}
+
+// enter waits until no other delivery of key runs in this Idempotency, then
+// marks key active; leave ends that. It fails with ctx's error.
+func (i *Idempotency) enter(ctx context.Context, key string) (leave func(), err error) {
+	waited := false
+	for {
+		i.mu.Lock()
+		busy, ok := i.active[key]
+		if !ok {
+			done := make(chan struct{})
+			i.active[key] = done
+			i.mu.Unlock()
+			if waited {
+				i.waited.Add(1)
+			}
+			return func() {
+				i.mu.Lock()
+				delete(i.active, key)
+				i.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		i.mu.Unlock()
+		waited = true
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// count records the outcome of a Commit or Release: ok in counter, a failure
+// in StoreErrors.
+func (i *Idempotency) count(err error, ok *atomic.Uint64) {
+	switch {
+	case err != nil:
+		i.storeErrors.Add(1)
+	case ok != nil:
+		ok.Add(1)
+	}
+}

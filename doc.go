@@ -91,6 +91,18 @@
 // otherwise is the message's own ID. [MessageFromContext] and
 // [CorrelationIDFromContext] read them anywhere below a handler.
 //
+// # Request-reply
+//
+// [NewRequestQueue] declares a queue whose handler ([RequestQueue.Serve])
+// answers each request with a response. [RequestQueue.Request] waits for it,
+// for the request's final failure as a [*RequestError] (it is dead-lettered:
+// retries exhausted, [Permanent], expired, shut down), or for its context.
+// [Operations] runs requests asynchronously: Submit returns an ID at once,
+// Status and Wait follow it, and completed operations are kept for a
+// retention. Idempotency keys ([WithIdempotencyKey], [IdempotencyKey]) make a
+// resubmission return the existing operation; middleware.NewIdempotency
+// turns away duplicate sends and handles each key effectively once.
+//
 // # Middleware
 //
 // A [Middleware] can wrap the handling path, the send path, or both. [Bus.Use]

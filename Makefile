@@ -1,10 +1,13 @@
-.PHONY: test bench lint cover example
+.PHONY: test bench bench-all lint cover example
 
 test:
 	go test -race -count=1 ./...
 
 bench:
 	go test -run '^$$' -bench . -benchmem -count 6 .
+
+bench-all:
+	./benchmarks/run.sh
 
 lint:
 	go vet ./...
@@ -17,3 +20,5 @@ cover:
 
 example:
 	go run ./examples/orders
+	go run ./examples/async-request-reply
+	go run ./examples/tracing

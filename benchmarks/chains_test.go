@@ -1,0 +1,70 @@
+package benchmarks
+
+import (
+	"log/slog"
+	"strconv"
+
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/courierbus/courier"
+	"github.com/courierbus/courier/middleware"
+	"github.com/courierbus/courier/otelcourier"
+)
+
+// profile is a Courier configuration under test: bus middleware, and
+// options for the queue or topic.
+type profile struct {
+	mws   []courier.Middleware
+	keyed bool // every message carries its own idempotency key
+}
+
+// sendOptions returns the send options of message i; keys, made before the
+// clock starts, are the application's business, not Courier's.
+func (p profile) sendOptions(keys []string, i int) []courier.SendOption {
+	if !p.keyed {
+		return nil
+	}
+	return []courier.SendOption{courier.WithIdempotencyKey(keys[i])}
+}
+
+// keys returns n distinct idempotency keys when the profile uses them.
+func (p profile) keys(n int) []string {
+	if !p.keyed {
+		return nil
+	}
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+	}
+	return keys
+}
+
+// noChain is Courier with no middleware at all.
+func noChain() profile { return profile{} }
+
+// defaultChain is what a typical service registers on its bus: panic
+// recovery and logging (at Info, so successes log nothing).
+func defaultChain() profile {
+	logger := slog.New(slog.DiscardHandler)
+	return profile{mws: []courier.Middleware{middleware.Recover(), middleware.Logging(logger)}}
+}
+
+// fullChain is every guarantee Courier offers switched on: recovery,
+// logging, tracing and metrics with no-op providers, and idempotency on
+// both paths (every message carries its own key). Correlation IDs
+// and the retry policy are always on.
+func fullChain() profile {
+	idem, err := middleware.NewIdempotency(middleware.NewMemoryStore(middleware.MemoryStoreOptions{}), middleware.IdempotencyOptions{})
+	if err != nil {
+		panic(err)
+	}
+	return profile{keyed: true, mws: []courier.Middleware{
+		middleware.Recover(),
+		otelcourier.Middleware(
+			otelcourier.WithTracerProvider(tracenoop.NewTracerProvider()),
+			otelcourier.WithMeterProvider(metricnoop.NewMeterProvider())),
+		middleware.Logging(slog.New(slog.DiscardHandler)),
+		idem.Middleware(),
+	}}
+}

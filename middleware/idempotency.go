@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -109,8 +110,15 @@ type Idempotency struct {
 	doneTTL    time.Duration
 	lease      time.Duration
 
+	// detach says whether Commit and Release need a context that the
+	// caller's cancellation does not reach (not for a MemoryStore).
+	detach bool
+
 	mu     sync.Mutex
-	active map[string]chan struct{} // scoped key → closed when its delivery ends
+	active map[Key]chan struct{} // delivery in progress → nil, or closed when it ends
+
+	scopesMu sync.Mutex                         // serialises additions to scopes
+	scopes   atomic.Pointer[map[scopeID]string] // read-only once stored
 
 	duplicateSends, skipped, waited, busy atomic.Uint64
 	committed, released, storeErrors      atomic.Uint64
@@ -138,12 +146,14 @@ func NewIdempotency(store Store, opts IdempotencyOptions) (*Idempotency, error) 
 	if opts.Lease == 0 {
 		opts.Lease = DefaultLease
 	}
+	_, ignoresContext := store.(interface{ ignoresContext() })
 	return &Idempotency{
 		store:      store,
 		sendWindow: opts.SendWindow,
 		doneTTL:    opts.DoneTTL,
 		lease:      opts.Lease,
-		active:     make(map[string]chan struct{}),
+		detach:     !ignoresContext,
+		active:     make(map[Key]chan struct{}),
 	}, nil
 }
 
@@ -170,14 +180,58 @@ func (i *Idempotency) Stats() IdempotencyStats {
 	}
 }
 
-// storeKey builds the store key of a scope, escaping each part so that no
-// two scopes share a key.
-func storeKey(kind string, parts ...string) string {
-	k := "courier/" + kind
-	for _, p := range parts {
-		k += "/" + url.PathEscape(p)
+// scopeID is what a [Key.Scope] is built from.
+type scopeID struct {
+	handled   bool // else sent
+	dest, sub string
+}
+
+// scope returns the Key.Scope of sends to dest (handled false), or of
+// deliveries to dest and subscription sub (handled true). Each is built once
+// and then read without locking or allocating.
+func (i *Idempotency) scope(handled bool, dest, sub string) string {
+	id := scopeID{handled, dest, sub}
+	if m := i.scopes.Load(); m != nil {
+		if s, ok := (*m)[id]; ok {
+			return s
+		}
 	}
-	return k
+	i.scopesMu.Lock()
+	defer i.scopesMu.Unlock()
+	old := i.scopes.Load()
+	if old != nil {
+		if s, ok := (*old)[id]; ok {
+			return s
+		}
+	}
+	// Copy on write: there are only as many scopes as destinations and
+	// subscriptions, and each is added once.
+	m := make(map[scopeID]string)
+	if old != nil {
+		maps.Copy(m, *old)
+	}
+	var s string
+	switch {
+	case !handled:
+		s = "sent/" + url.PathEscape(dest)
+	case sub == "":
+		s = "handled/" + url.PathEscape(dest)
+	default:
+		s = "handled/" + url.PathEscape(dest) + "/" + url.PathEscape(sub)
+	}
+	m[id] = s
+	i.scopes.Store(&m)
+	return s
+}
+
+// detached returns the context for a Commit or Release, which must happen
+// even if ctx has ended: ctx without its cancellation, unless the store
+// ignores it or ctx cannot end.
+func (i *Idempotency) detached(ctx context.Context) context.Context {
+	if !i.detach || ctx.Done() == nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 func (i *Idempotency) send(next courier.SendFunc) courier.SendFunc {
@@ -186,7 +240,8 @@ func (i *Idempotency) send(next courier.SendFunc) courier.SendFunc {
 		if md.IdempotencyKey == "" {
 			return next(ctx, env)
 		}
-		key := storeKey("sent", md.Destination, md.IdempotencyKey)
+		id, dest := md.IdempotencyKey, md.Destination
+		key := Key{Scope: i.scope(false, dest, ""), ID: id}
 		r, err := i.store.Reserve(ctx, key, i.sendWindow)
 		if err != nil {
 			i.storeErrors.Add(1)
@@ -194,17 +249,15 @@ func (i *Idempotency) send(next courier.SendFunc) courier.SendFunc {
 		}
 		if r.Status != Reserved {
 			i.duplicateSends.Add(1)
-			return fmt.Errorf("%w: idempotency key %q already sent to %q", courier.ErrDuplicate, md.IdempotencyKey, md.Destination)
+			return fmt.Errorf("%w: idempotency key %q already sent to %q", courier.ErrDuplicate, id, dest)
 		}
 		// The message may be handled before next returns: read nothing from
 		// env after this call.
-		err = next(ctx, env)
-		bg := context.WithoutCancel(ctx)
-		if err != nil {
-			i.count(i.store.Release(bg, key, r.Token), nil)
+		if err := next(ctx, env); err != nil {
+			i.count(i.store.Release(i.detached(ctx), key, r.Token), nil)
 			return err
 		}
-		i.count(i.store.Commit(bg, key, r.Token, i.sendWindow), nil)
+		i.count(i.store.Commit(i.detached(ctx), key, r.Token, i.sendWindow), nil)
 		return nil
 	}
 }
@@ -215,12 +268,11 @@ func (i *Idempotency) handle(next courier.HandlerFunc) courier.HandlerFunc {
 		if md.IdempotencyKey == "" {
 			return next(ctx, env)
 		}
-		key := storeKey("handled", md.Destination, md.Subscription, md.IdempotencyKey)
-		leave, err := i.enter(ctx, key)
-		if err != nil {
+		key := Key{Scope: i.scope(true, md.Destination, md.Subscription), ID: md.IdempotencyKey}
+		if err := i.enter(ctx, key); err != nil {
 			return err
 		}
-		defer leave()
+		defer i.leave(key)
 
 		r, err := i.store.Reserve(ctx, key, i.lease)
 		switch {
@@ -232,55 +284,65 @@ func (i *Idempotency) handle(next courier.HandlerFunc) courier.HandlerFunc {
 			return nil
 		case r.Status == InProgress:
 			i.busy.Add(1)
-			return fmt.Errorf("%w: %q", ErrKeyBusy, md.IdempotencyKey)
+			return fmt.Errorf("%w: %q", ErrKeyBusy, key.ID)
 		}
 
-		bg := context.WithoutCancel(ctx)
 		finished := false
 		defer func() {
 			if !finished { // a panic: free the key, let the panic go on
-				i.count(i.store.Release(bg, key, r.Token), &i.released)
+				i.count(i.store.Release(i.detached(ctx), key, r.Token), &i.released)
 			}
 		}()
 		err = next(ctx, env)
 		finished = true
 		if err != nil {
-			i.count(i.store.Release(bg, key, r.Token), &i.released)
+			i.count(i.store.Release(i.detached(ctx), key, r.Token), &i.released)
 			return err
 		}
-		i.count(i.store.Commit(bg, key, r.Token, i.doneTTL), &i.committed)
+		i.count(i.store.Commit(i.detached(ctx), key, r.Token, i.doneTTL), &i.committed)
 		return nil
 	}
 }
 
 // enter waits until no other delivery of key runs in this Idempotency, then
-// marks key active; leave ends that. It fails with ctx's error.
-func (i *Idempotency) enter(ctx context.Context, key string) (leave func(), err error) {
+// marks key active; leave ends that. It fails with ctx's error. The channel
+// that waiters wait on is made by the first of them, so a delivery that
+// nobody waits for allocates nothing.
+func (i *Idempotency) enter(ctx context.Context, key Key) error {
 	waited := false
 	for {
 		i.mu.Lock()
 		busy, ok := i.active[key]
 		if !ok {
-			done := make(chan struct{})
-			i.active[key] = done
+			i.active[key] = nil
 			i.mu.Unlock()
 			if waited {
 				i.waited.Add(1)
 			}
-			return func() {
-				i.mu.Lock()
-				delete(i.active, key)
-				i.mu.Unlock()
-				close(done)
-			}, nil
+			return nil
+		}
+		if busy == nil {
+			busy = make(chan struct{})
+			i.active[key] = busy
 		}
 		i.mu.Unlock()
 		waited = true
 		select {
 		case <-busy:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
+	}
+}
+
+// leave ends what enter started, waking the deliveries that wait for key.
+func (i *Idempotency) leave(key Key) {
+	i.mu.Lock()
+	busy := i.active[key]
+	delete(i.active, key)
+	i.mu.Unlock()
+	if busy != nil {
+		close(busy)
 	}
 }
 

@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"strconv"
@@ -36,15 +35,35 @@ import (
 //     gives up because ctx ended. Any error from Reserve means nothing was
 //     reserved.
 //
-// Keys are opaque strings of any bytes; Idempotency builds them from the
-// destination, subscription and message key, escaped so they cannot collide.
+// Two [Key] values are the same key when both their fields are equal. A store
+// that needs one string per key joins the fields unambiguously, for example
+// Scope + "\x00" + ID (the scopes Idempotency uses never contain a NUL byte),
+// under a prefix of its own.
+//
+// Tokens must differ between reservations of one key, including reservations
+// made by other processes sharing the store: a distributed store draws each
+// token at random (64 random bits, from crypto/rand or math/rand/v2), since
+// counters in two processes would hand out the same tokens.
 type Store interface {
 	// Reserve claims key for at most lease, unless it is reserved or done.
-	Reserve(ctx context.Context, key string, lease time.Duration) (Reservation, error)
+	Reserve(ctx context.Context, key Key, lease time.Duration) (Reservation, error)
 	// Commit records the reserved key as done for ttl.
-	Commit(ctx context.Context, key, token string, ttl time.Duration) error
+	Commit(ctx context.Context, key Key, token uint64, ttl time.Duration) error
 	// Release frees the reserved key, so that the next Reserve gets it.
-	Release(ctx context.Context, key, token string) error
+	Release(ctx context.Context, key Key, token uint64) error
+}
+
+// Key identifies an idempotency key in a [Store]: a message's key within the
+// scope where it must be unique.
+type Key struct {
+	// Scope names where the key applies. [Idempotency] uses "sent/" followed
+	// by the queue or topic name for sends, and "handled/" followed by the
+	// queue name, or the topic name, "/" and the subscription name, for
+	// deliveries. Each name is escaped as by [net/url.PathEscape], so a Scope is
+	// printable ASCII, holds no NUL byte, and no two destinations share one.
+	Scope string
+	// ID is the message's idempotency key, any bytes.
+	ID string
 }
 
 // Reservation is what [Store.Reserve] found.
@@ -52,8 +71,8 @@ type Reservation struct {
 	// Status says whether the caller now holds the key.
 	Status ReserveStatus
 	// Token identifies the caller's reservation when Status is [Reserved];
-	// pass it to Commit or Release. Empty otherwise.
-	Token string
+	// pass it to Commit or Release. Zero otherwise.
+	Token uint64
 }
 
 // ReserveStatus is the outcome of [Store.Reserve].
@@ -101,25 +120,29 @@ type MemoryStoreOptions struct {
 
 // MemoryStore is the in-process [Store]. Expired keys are dropped by the
 // calls that come after their expiry, so the store runs no goroutine and
-// needs no Close; every call costs O(log n). It is safe for concurrent use.
+// needs no Close; every call costs O(log n), and reads the clock once. Entries
+// of forgotten keys are kept for reuse, so that in steady state Reserve does
+// not allocate. Tokens are 1, 2, 3 and so on. It is safe for concurrent use.
 // It reads time with the time package, so in a testing/synctest bubble its
 // leases and TTLs pass in virtual time.
 type MemoryStore struct {
 	maxKeys int
 
 	mu      sync.Mutex
-	keys    map[string]*storeEntry
-	held    expiryHeap // reservations, by end of lease
-	done    expiryHeap // committed keys, by end of ttl
+	keys    map[Key]*storeEntry
+	held    heldHeap    // reservations, by end of lease
+	done    doneHeap    // committed keys, by end of ttl
+	free    *storeEntry // entries to reuse, linked by next
 	nextTok uint64
 	evicted uint64
 }
 
 type storeEntry struct {
-	key     string
-	token   string // empty once committed
-	expires time.Time
-	index   int // in held or done
+	key     Key
+	token   uint64      // 0 once committed
+	expires time.Time   // while reserved
+	index   int         // in held, while reserved
+	next    *storeEntry // in the free list
 }
 
 // MemoryStoreStats is a snapshot of a [MemoryStore].
@@ -138,11 +161,11 @@ func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
 	if opts.MaxKeys <= 0 {
 		opts.MaxKeys = DefaultMaxKeys
 	}
-	return &MemoryStore{maxKeys: opts.MaxKeys, keys: make(map[string]*storeEntry)}
+	return &MemoryStore{maxKeys: opts.MaxKeys, keys: make(map[Key]*storeEntry)}
 }
 
 // Reserve implements [Store].
-func (s *MemoryStore) Reserve(ctx context.Context, key string, lease time.Duration) (Reservation, error) {
+func (s *MemoryStore) Reserve(ctx context.Context, key Key, lease time.Duration) (Reservation, error) {
 	if err := ctx.Err(); err != nil {
 		return Reservation{}, err
 	}
@@ -151,20 +174,26 @@ func (s *MemoryStore) Reserve(ctx context.Context, key string, lease time.Durati
 	defer s.mu.Unlock()
 	s.expireLocked(now)
 	if e, ok := s.keys[key]; ok {
-		if e.token == "" {
+		if e.token == 0 {
 			return Reservation{Status: Done}, nil
 		}
 		return Reservation{Status: InProgress}, nil
 	}
+	e := s.free
+	if e != nil {
+		s.free, e.next = e.next, nil
+	} else {
+		e = new(storeEntry)
+	}
 	s.nextTok++
-	e := &storeEntry{key: key, token: strconv.FormatUint(s.nextTok, 10), expires: now.Add(lease)}
+	e.key, e.token, e.expires = key, s.nextTok, now.Add(lease)
 	s.keys[key] = e
-	heap.Push(&s.held, e)
+	s.held.push(e)
 	return Reservation{Status: Reserved, Token: e.token}, nil
 }
 
 // Commit implements [Store].
-func (s *MemoryStore) Commit(_ context.Context, key, token string, ttl time.Duration) error {
+func (s *MemoryStore) Commit(_ context.Context, key Key, token uint64, ttl time.Duration) error {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -173,75 +202,183 @@ func (s *MemoryStore) Commit(_ context.Context, key, token string, ttl time.Dura
 	if err != nil {
 		return err
 	}
-	heap.Remove(&s.held, e.index)
-	if s.done.Len() >= s.maxKeys {
-		old := heap.Pop(&s.done).(*storeEntry)
-		delete(s.keys, old.key)
+	s.held.remove(e.index)
+	if len(s.done) >= s.maxKeys {
+		s.forgetLocked(s.done.pop())
 		s.evicted++
 	}
-	e.token, e.expires = "", now.Add(ttl)
-	heap.Push(&s.done, e)
+	e.token = 0
+	s.done.push(doneItem{expires: now.Add(ttl), e: e})
 	return nil
 }
 
 // Release implements [Store].
-func (s *MemoryStore) Release(_ context.Context, key, token string) error {
+func (s *MemoryStore) Release(_ context.Context, key Key, token uint64) error {
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.expireLocked(time.Now())
+	s.expireLocked(now)
 	e, err := s.heldLocked(key, token)
 	if err != nil {
 		return err
 	}
-	heap.Remove(&s.held, e.index)
-	delete(s.keys, key)
+	s.forgetLocked(s.held.remove(e.index))
 	return nil
 }
 
 // Stats returns a snapshot of the store's contents, expired keys excluded.
 func (s *MemoryStore) Stats() MemoryStoreStats {
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.expireLocked(time.Now())
-	return MemoryStoreStats{Reserved: s.held.Len(), Done: s.done.Len(), Evicted: s.evicted}
+	s.expireLocked(now)
+	return MemoryStoreStats{Reserved: len(s.held), Done: len(s.done), Evicted: s.evicted}
 }
 
-func (s *MemoryStore) heldLocked(key, token string) (*storeEntry, error) {
+// ignoresContext marks a Store whose Commit and Release never look at their
+// context: [Idempotency] then need not detach it from cancellation.
+func (*MemoryStore) ignoresContext() {}
+
+func (s *MemoryStore) heldLocked(key Key, token uint64) (*storeEntry, error) {
 	e, ok := s.keys[key]
-	if !ok || e.token == "" || e.token != token {
+	if !ok || e.token == 0 || e.token != token {
 		return nil, ErrNotHeld
 	}
 	return e, nil
 }
 
+// forgetLocked drops e, already out of its heap, from the keys and keeps it
+// for reuse.
+func (s *MemoryStore) forgetLocked(e *storeEntry) {
+	delete(s.keys, e.key)
+	*e = storeEntry{next: s.free}
+	s.free = e
+}
+
 // expireLocked drops every reservation and done key whose time has come.
 func (s *MemoryStore) expireLocked(now time.Time) {
-	for _, h := range []*expiryHeap{&s.held, &s.done} {
-		for h.Len() > 0 && !now.Before((*h)[0].expires) {
-			e := heap.Pop(h).(*storeEntry)
-			delete(s.keys, e.key)
-		}
+	for len(s.held) > 0 && !now.Before(s.held[0].expires) {
+		s.forgetLocked(s.held.remove(0))
+	}
+	for len(s.done) > 0 && !now.Before(s.done[0].expires) {
+		s.forgetLocked(s.done.pop())
 	}
 }
 
-// expiryHeap orders entries by expiry, earliest first.
-type expiryHeap []*storeEntry
+// heldHeap is a binary min-heap of reservations by end of lease, earliest
+// first; each entry knows its index, to be removed when committed or released.
+type heldHeap []*storeEntry
 
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
-func (h expiryHeap) Swap(i, j int) {
+func (h *heldHeap) push(e *storeEntry) {
+	e.index = len(*h)
+	*h = append(*h, e)
+	h.up(e.index)
+}
+
+// remove takes out the entry at index i and returns it.
+func (h *heldHeap) remove(i int) *storeEntry {
+	old := *h
+	n := len(old) - 1
+	e := old[i]
+	if i != n {
+		old[i] = old[n]
+		old[i].index = i
+	}
+	old[n] = nil
+	*h = old[:n]
+	if i != n && !h.down(i) {
+		h.up(i)
+	}
+	return e
+}
+
+func (h heldHeap) up(j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if !h[j].expires.Before(h[i].expires) {
+			break
+		}
+		h.swap(i, j)
+		j = i
+	}
+}
+
+// down moves the entry at i0 down to its place, and reports whether it moved.
+func (h heldHeap) down(i0 int) bool {
+	i := i0
+	for {
+		j := 2*i + 1
+		if j >= len(h) {
+			break
+		}
+		if r := j + 1; r < len(h) && h[r].expires.Before(h[j].expires) {
+			j = r
+		}
+		if !h[j].expires.Before(h[i].expires) {
+			break
+		}
+		h.swap(i, j)
+		i = j
+	}
+	return i > i0
+}
+
+func (h heldHeap) swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].index, h[j].index = i, j
 }
-func (h *expiryHeap) Push(x any) {
-	e := x.(*storeEntry)
-	e.index = len(*h)
-	*h = append(*h, e)
+
+// doneHeap is a binary min-heap of done keys by end of ttl, earliest first.
+// Done keys leave only from the top, so entries need no index, and the expiry
+// is kept in the heap itself: sifting reads no entry.
+type doneHeap []doneItem
+
+type doneItem struct {
+	expires time.Time
+	e       *storeEntry
 }
-func (h *expiryHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return e
+
+func (h *doneHeap) push(it doneItem) {
+	*h = append(*h, it)
+	s := *h
+	j := len(s) - 1
+	for j > 0 {
+		i := (j - 1) / 2
+		if !it.expires.Before(s[i].expires) {
+			break
+		}
+		s[j] = s[i]
+		j = i
+	}
+	s[j] = it
+}
+
+// pop takes out the entry that expires first and returns it.
+func (h *doneHeap) pop() *storeEntry {
+	s := *h
+	n := len(s) - 1
+	top, last := s[0].e, s[n]
+	s[n] = doneItem{}
+	s = s[:n]
+	*h = s
+	if n == 0 {
+		return top
+	}
+	i := 0
+	for {
+		j := 2*i + 1
+		if j >= n {
+			break
+		}
+		if r := j + 1; r < n && s[r].expires.Before(s[j].expires) {
+			j = r
+		}
+		if !s[j].expires.Before(last.expires) {
+			break
+		}
+		s[i] = s[j]
+		i = j
+	}
+	s[i] = last
+	return top
 }

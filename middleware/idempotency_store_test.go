@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -13,33 +14,36 @@ import (
 	"github.com/courierbus/courier/middleware"
 )
 
+// key returns the store key of id in a test scope.
+func key(id string) middleware.Key { return middleware.Key{Scope: "test", ID: id} }
+
 func TestMemoryStoreReserveCommitRelease(t *testing.T) {
 	ctx := context.Background()
 	s := middleware.NewMemoryStore(middleware.MemoryStoreOptions{})
 
-	r, err := s.Reserve(ctx, "k", time.Minute)
+	r, err := s.Reserve(ctx, key("k"), time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, middleware.Reserved, r.Status)
-	require.NotEmpty(t, r.Token)
+	require.NotZero(t, r.Token)
 
-	again, err := s.Reserve(ctx, "k", time.Minute)
+	again, err := s.Reserve(ctx, key("k"), time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, middleware.Reservation{Status: middleware.InProgress}, again)
 
-	require.ErrorIs(t, s.Commit(ctx, "k", "wrong", time.Hour), middleware.ErrNotHeld)
-	require.ErrorIs(t, s.Release(ctx, "k", "wrong"), middleware.ErrNotHeld)
-	require.ErrorIs(t, s.Commit(ctx, "other", r.Token, time.Hour), middleware.ErrNotHeld)
+	require.ErrorIs(t, s.Commit(ctx, key("k"), r.Token+100, time.Hour), middleware.ErrNotHeld)
+	require.ErrorIs(t, s.Release(ctx, key("k"), r.Token+100), middleware.ErrNotHeld)
+	require.ErrorIs(t, s.Commit(ctx, key("other"), r.Token, time.Hour), middleware.ErrNotHeld)
 
-	require.NoError(t, s.Release(ctx, "k", r.Token))
-	require.ErrorIs(t, s.Release(ctx, "k", r.Token), middleware.ErrNotHeld, "released once")
-	r2, err := s.Reserve(ctx, "k", time.Minute)
+	require.NoError(t, s.Release(ctx, key("k"), r.Token))
+	require.ErrorIs(t, s.Release(ctx, key("k"), r.Token), middleware.ErrNotHeld, "released once")
+	r2, err := s.Reserve(ctx, key("k"), time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, middleware.Reserved, r2.Status, "a released key is free")
 	require.NotEqual(t, r.Token, r2.Token)
 
-	require.NoError(t, s.Commit(ctx, "k", r2.Token, time.Hour))
-	require.ErrorIs(t, s.Commit(ctx, "k", r2.Token, time.Hour), middleware.ErrNotHeld, "committed once")
-	done, err := s.Reserve(ctx, "k", time.Minute)
+	require.NoError(t, s.Commit(ctx, key("k"), r2.Token, time.Hour))
+	require.ErrorIs(t, s.Commit(ctx, key("k"), r2.Token, time.Hour), middleware.ErrNotHeld, "committed once")
+	done, err := s.Reserve(ctx, key("k"), time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, middleware.Reservation{Status: middleware.Done}, done)
 	require.Equal(t, middleware.MemoryStoreStats{Done: 1}, s.Stats())
@@ -50,7 +54,7 @@ func TestMemoryStoreHonoursContext(t *testing.T) {
 	s := middleware.NewMemoryStore(middleware.MemoryStoreOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := s.Reserve(ctx, "k", time.Minute)
+	_, err := s.Reserve(ctx, key("k"), time.Minute)
 	require.ErrorIs(t, err, context.Canceled)
 	require.Equal(t, middleware.MemoryStoreStats{}, s.Stats(), "nothing reserved")
 }
@@ -59,28 +63,28 @@ func TestMemoryStoreLeaseAndTTLExpire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		s := middleware.NewMemoryStore(middleware.MemoryStoreOptions{})
-		lost, err := s.Reserve(ctx, "crashed", time.Minute)
+		lost, err := s.Reserve(ctx, key("crashed"), time.Minute)
 		require.NoError(t, err)
-		held, err := s.Reserve(ctx, "done", time.Minute)
+		held, err := s.Reserve(ctx, key("done"), time.Minute)
 		require.NoError(t, err)
-		require.NoError(t, s.Commit(ctx, "done", held.Token, time.Hour))
+		require.NoError(t, s.Commit(ctx, key("done"), held.Token, time.Hour))
 		require.Equal(t, middleware.MemoryStoreStats{Reserved: 1, Done: 1}, s.Stats())
 
 		time.Sleep(time.Minute) // the lease ends
 		require.Equal(t, middleware.MemoryStoreStats{Done: 1}, s.Stats())
-		require.ErrorIs(t, s.Commit(ctx, "crashed", lost.Token, time.Hour), middleware.ErrNotHeld,
+		require.ErrorIs(t, s.Commit(ctx, key("crashed"), lost.Token, time.Hour), middleware.ErrNotHeld,
 			"a holder whose lease ran out cannot commit")
-		r, err := s.Reserve(ctx, "crashed", time.Minute)
+		r, err := s.Reserve(ctx, key("crashed"), time.Minute)
 		require.NoError(t, err)
 		require.Equal(t, middleware.Reserved, r.Status, "the key is free after the lease")
-		require.NoError(t, s.Release(ctx, "crashed", r.Token))
+		require.NoError(t, s.Release(ctx, key("crashed"), r.Token))
 
-		r, err = s.Reserve(ctx, "done", time.Minute)
+		r, err = s.Reserve(ctx, key("done"), time.Minute)
 		require.NoError(t, err)
 		require.Equal(t, middleware.Done, r.Status)
 		time.Sleep(time.Hour - time.Minute) // the TTL ends
 		require.Equal(t, middleware.MemoryStoreStats{}, s.Stats(), "every key forgotten")
-		r, err = s.Reserve(ctx, "done", time.Minute)
+		r, err = s.Reserve(ctx, key("done"), time.Minute)
 		require.NoError(t, err)
 		require.Equal(t, middleware.Reserved, r.Status)
 	})
@@ -90,11 +94,11 @@ func TestMemoryStoreBoundsDoneKeys(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		s := middleware.NewMemoryStore(middleware.MemoryStoreOptions{MaxKeys: 3})
-		commit := func(key string, ttl time.Duration) {
-			r, err := s.Reserve(ctx, key, time.Minute)
+		commit := func(k string, ttl time.Duration) {
+			r, err := s.Reserve(ctx, key(k), time.Minute)
 			require.NoError(t, err)
 			require.Equal(t, middleware.Reserved, r.Status)
-			require.NoError(t, s.Commit(ctx, key, r.Token, ttl))
+			require.NoError(t, s.Commit(ctx, key(k), r.Token, ttl))
 		}
 		commit("a", 3*time.Hour)
 		commit("b", time.Hour) // closest to its expiry: evicted first
@@ -103,12 +107,12 @@ func TestMemoryStoreBoundsDoneKeys(t *testing.T) {
 		st := s.Stats()
 		require.Equal(t, 3, st.Done)
 		require.EqualValues(t, 1, st.Evicted)
-		for key, want := range map[string]middleware.ReserveStatus{
+		for k, want := range map[string]middleware.ReserveStatus{
 			"a": middleware.Done, "b": middleware.Reserved, "c": middleware.Done, "d": middleware.Done,
 		} {
-			r, err := s.Reserve(ctx, key, time.Minute)
+			r, err := s.Reserve(ctx, key(k), time.Minute)
 			require.NoError(t, err)
-			require.Equal(t, want, r.Status, key)
+			require.Equal(t, want, r.Status, k)
 		}
 	})
 }
@@ -121,7 +125,7 @@ func TestMemoryStoreConcurrentReserve(t *testing.T) {
 	got := map[middleware.ReserveStatus]int{}
 	for range 50 {
 		wg.Go(func() {
-			r, err := s.Reserve(ctx, "k", time.Minute)
+			r, err := s.Reserve(ctx, key("k"), time.Minute)
 			assert.NoError(t, err)
 			mu.Lock()
 			got[r.Status]++
@@ -130,4 +134,71 @@ func TestMemoryStoreConcurrentReserve(t *testing.T) {
 	}
 	wg.Wait()
 	require.Equal(t, map[middleware.ReserveStatus]int{middleware.Reserved: 1, middleware.InProgress: 49}, got)
+}
+
+func TestMemoryStoreReusesEntriesWithFreshTokens(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s := middleware.NewMemoryStore(middleware.MemoryStoreOptions{MaxKeys: 1})
+		seen := map[uint64]bool{}
+		reserve := func(k string) middleware.Reservation {
+			r, err := s.Reserve(ctx, key(k), time.Minute)
+			require.NoError(t, err)
+			require.Equal(t, middleware.Reserved, r.Status, k)
+			require.False(t, seen[r.Token], "tokens are not reused")
+			seen[r.Token] = true
+			return r
+		}
+		released := reserve("a")
+		require.NoError(t, s.Release(ctx, key("a"), released.Token))
+		b := reserve("b") // in a's entry
+		require.ErrorIs(t, s.Release(ctx, key("a"), released.Token), middleware.ErrNotHeld)
+		require.ErrorIs(t, s.Commit(ctx, key("b"), released.Token, time.Hour), middleware.ErrNotHeld)
+		require.NoError(t, s.Commit(ctx, key("b"), b.Token, time.Hour))
+
+		c := reserve("c")
+		require.NoError(t, s.Commit(ctx, key("c"), c.Token, time.Hour)) // evicts b
+		d := reserve("b")
+		time.Sleep(time.Minute) // d's lease ends
+		e := reserve("e")
+		require.ErrorIs(t, s.Commit(ctx, key("b"), d.Token, time.Hour), middleware.ErrNotHeld)
+		require.NoError(t, s.Release(ctx, key("e"), e.Token))
+		require.Equal(t, middleware.MemoryStoreStats{Done: 1, Evicted: 1}, s.Stats())
+		r, err := s.Reserve(ctx, key("c"), time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, middleware.Done, r.Status)
+	})
+}
+
+func TestMemoryStoreDoesNotAllocateInSteadyState(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	ctx := context.Background()
+	s := middleware.NewMemoryStore(middleware.MemoryStoreOptions{MaxKeys: 16})
+	keys := make([]middleware.Key, 2000)
+	for i := range keys {
+		keys[i] = key(fmt.Sprint(i))
+	}
+	n := 0
+	one := func() {
+		k := keys[n%len(keys)]
+		n++
+		r, err := s.Reserve(ctx, k, time.Minute)
+		if err != nil || r.Status != middleware.Reserved {
+			panic(fmt.Sprint(r, err))
+		}
+		if n%2 == 0 {
+			err = s.Commit(ctx, k, r.Token, time.Hour)
+		} else {
+			err = s.Release(ctx, k, r.Token)
+		}
+		if err != nil {
+			panic(err)
+		}
+	}
+	for range 100 {
+		one()
+	}
+	require.Zero(t, testing.AllocsPerRun(1000, one))
 }

@@ -402,14 +402,14 @@ type failingStore struct {
 
 var errStoreDown = errors.New("store down")
 
-func (s *failingStore) Reserve(ctx context.Context, key string, lease time.Duration) (middleware.Reservation, error) {
+func (s *failingStore) Reserve(ctx context.Context, key middleware.Key, lease time.Duration) (middleware.Reservation, error) {
 	if s.reserve {
 		return middleware.Reservation{}, errStoreDown
 	}
 	return s.Store.Reserve(ctx, key, lease)
 }
 
-func (s *failingStore) Commit(ctx context.Context, key, token string, ttl time.Duration) error {
+func (s *failingStore) Commit(ctx context.Context, key middleware.Key, token uint64, ttl time.Duration) error {
 	if s.commit {
 		return errStoreDown
 	}
@@ -526,4 +526,148 @@ func TestIdempotencyEveryKeyOnceUnderFaults(t *testing.T) {
 		assert.Positive(t, st.Released)
 		assert.Zero(t, st.StoreErrors)
 	})
+}
+
+// recordingStore records the keys and contexts of the calls it passes on.
+type recordingStore struct {
+	middleware.Store
+	mu         sync.Mutex
+	scopes     map[string]bool
+	liveCommit int // commits and releases whose context had not ended
+	deadCommit int // the others
+}
+
+func (s *recordingStore) Reserve(ctx context.Context, key middleware.Key, lease time.Duration) (middleware.Reservation, error) {
+	s.mu.Lock()
+	if s.scopes == nil {
+		s.scopes = map[string]bool{}
+	}
+	s.scopes[key.Scope] = true
+	s.mu.Unlock()
+	return s.Store.Reserve(ctx, key, lease)
+}
+
+func (s *recordingStore) finish(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ctx.Err() == nil {
+		s.liveCommit++
+	} else {
+		s.deadCommit++
+	}
+}
+
+func (s *recordingStore) Commit(ctx context.Context, key middleware.Key, token uint64, ttl time.Duration) error {
+	s.finish(ctx)
+	return s.Store.Commit(ctx, key, token, ttl)
+}
+
+func (s *recordingStore) Release(ctx context.Context, key middleware.Key, token uint64) error {
+	s.finish(ctx)
+	return s.Store.Release(ctx, key, token)
+}
+
+func TestIdempotencyScopesAreUnambiguous(t *testing.T) {
+	ctx := context.Background()
+	store := &recordingStore{Store: middleware.NewMemoryStore(middleware.MemoryStoreOptions{})}
+	idem, err := middleware.NewIdempotency(store, middleware.IdempotencyOptions{})
+	require.NoError(t, err)
+	bus := newBus(t)
+	bus.Use(idem.Middleware())
+	// Queue "a/b" and subscription "b" of topic "a" must not share keys.
+	q := newQueue[string](t, bus, "a/b")
+	topic, err := courier.NewTopic[string](bus, "a")
+	require.NoError(t, err)
+	var runs sideEffects
+	h := func(_ context.Context, m *courier.Message[string]) error {
+		runs.add(m.Destination + "|" + m.Subscription)
+		return nil
+	}
+	require.NoError(t, q.Consume(h))
+	require.NoError(t, topic.Subscribe("b", h))
+	require.NoError(t, q.Send(ctx, "x", courier.WithIdempotencyKey("k")))
+	require.NoError(t, topic.Publish(ctx, "x", courier.WithIdempotencyKey("k")))
+	require.ErrorIs(t, q.Send(ctx, "x", courier.WithIdempotencyKey("k")), courier.ErrDuplicate)
+	require.ErrorIs(t, topic.Publish(ctx, "x", courier.WithIdempotencyKey("k")), courier.ErrDuplicate)
+	require.NoError(t, bus.WaitIdle(ctx))
+	require.Equal(t, map[string]int{"a/b|": 1, "a|b": 1}, runs.get())
+	require.Equal(t, map[string]bool{
+		"sent/a%2Fb": true, "handled/a%2Fb": true,
+		"sent/a": true, "handled/a/b": true,
+	}, store.scopes)
+}
+
+func TestIdempotencyCommitsWithAContextThatDidNotEnd(t *testing.T) {
+	store := &recordingStore{Store: middleware.NewMemoryStore(middleware.MemoryStoreOptions{})}
+	idem, err := middleware.NewIdempotency(store, middleware.IdempotencyOptions{})
+	require.NoError(t, err)
+	mw := idem.Middleware()
+	// The rest of the chain cancels the context before it returns, as a
+	// shutdown or an expiring TTL would.
+	for _, fail := range []bool{false, true} {
+		env := &courier.Message[int]{Metadata: courier.Metadata{IdempotencyKey: fmt.Sprint(fail), Destination: "jobs"}}
+		ctx, cancel := context.WithCancel(context.Background())
+		sendErr := mw.Send(func(context.Context, courier.Envelope) error {
+			cancel()
+			if fail {
+				return errors.New("refused")
+			}
+			return nil
+		})(ctx, env)
+		require.Equal(t, fail, sendErr != nil)
+
+		ctx, cancel = context.WithCancel(context.Background())
+		handleErr := mw.Handle(func(context.Context, courier.Envelope) error {
+			cancel()
+			if fail {
+				return errors.New("failed")
+			}
+			return nil
+		})(ctx, env)
+		require.Equal(t, fail, handleErr != nil)
+	}
+	require.Equal(t, 4, store.liveCommit)
+	require.Zero(t, store.deadCommit)
+	st := idem.Stats()
+	require.EqualValues(t, 1, st.Committed)
+	require.EqualValues(t, 1, st.Released)
+	require.Zero(t, st.StoreErrors)
+}
+
+// TestIdempotencyDoesNotAllocate checks that, with a MemoryStore in steady
+// state, a message with a key allocates nothing on either path.
+func TestIdempotencyDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	const maxKeys = 64
+	store := middleware.NewMemoryStore(middleware.MemoryStoreOptions{MaxKeys: maxKeys})
+	idem, err := middleware.NewIdempotency(store, middleware.IdempotencyOptions{})
+	require.NoError(t, err)
+	mw := idem.Middleware()
+	ok := func(context.Context, courier.Envelope) error { return nil }
+	send, handle := mw.Send(ok), mw.Handle(ok)
+	ctx, cancel := context.WithCancel(context.Background()) // as a worker's
+	defer cancel()
+	const runs = 1000
+	envs := make([]*courier.Message[int], 4*maxKeys+runs+1) // AllocsPerRun runs once more
+	for i := range envs {
+		envs[i] = &courier.Message[int]{Metadata: courier.Metadata{IdempotencyKey: fmt.Sprint("k-", i), Destination: "jobs"}}
+	}
+	n := 0
+	one := func() {
+		env := envs[n]
+		n++
+		if err := send(ctx, env); err != nil {
+			panic(err)
+		}
+		if err := handle(ctx, env); err != nil {
+			panic(err)
+		}
+	}
+	for range 4 * maxKeys { // fill the store
+		one()
+	}
+	require.Zero(t, testing.AllocsPerRun(runs, one))
+	require.EqualValues(t, len(envs), idem.Stats().Committed)
 }

@@ -342,8 +342,7 @@ func (mb *mailbox) failed(w *worker, env Envelope, err error) {
 		return
 	}
 	mb.stats.FailedAttempts++
-	st.lastErr = err
-	st.attemptEnded(now)
+	st.attemptFailed(now, err)
 	var rec DeadLetterInfo
 	dead := true
 	switch {
@@ -385,11 +384,11 @@ func (mb *mailbox) decide(env Envelope, err error) (Reason, time.Duration) {
 	case md.Attempt >= mb.retry.MaxAttempts:
 		return ReasonMaxAttempts, 0
 	}
-	if st.delayFor != md.Attempt {
+	if int(st.delayFor) != md.Attempt {
 		if st.backoff == nil {
 			st.backoff = mb.retry.newBackOff()
 		}
-		st.delay, st.delayFor = st.backoff.NextBackOff(), md.Attempt
+		st.delay, st.delayFor = st.backoff.NextBackOff(), int32(md.Attempt)
 	}
 	if st.delay == backoff.Stop {
 		return ReasonMaxAttempts, 0
@@ -461,8 +460,12 @@ func (mb *mailbox) freedLocked() {
 func (mb *mailbox) deadLetterLocked(env Envelope, reason Reason, err error) DeadLetterInfo {
 	st, md := env.state(), env.Meta()
 	st.mb = mb
-	if err == nil {
-		err = st.lastErr
+	var first, last time.Time
+	if f := st.fail; f != nil {
+		first, last = f.first, f.last
+		if err == nil {
+			err = f.lastErr
+		}
 	}
 	mb.finishLocked(env)
 	st.phase = phaseDone
@@ -471,8 +474,8 @@ func (mb *mailbox) deadLetterLocked(env Envelope, reason Reason, err error) Dead
 		Reason:         reason,
 		Err:            err,
 		Attempts:       md.Attempt,
-		FirstAttemptAt: st.firstAttempt,
-		LastAttemptAt:  st.lastAttempt,
+		FirstAttemptAt: first,
+		LastAttemptAt:  last,
 		DeadLetteredAt: time.Now(),
 		env:            env,
 	}
@@ -552,7 +555,7 @@ func (mb *mailbox) abandon() []DeadLetterInfo {
 	for _, w := range mb.workers {
 		if env := w.current; env != nil && env.state().phase == phaseInFlight {
 			mb.bus.abandoned.Add(1)
-			env.state().attemptEnded(time.Now())
+			env.state().attemptFailed(time.Now(), nil)
 			recs = append(recs, mb.deadLetterLocked(env, ReasonShutdown, ErrAbandoned))
 		}
 	}
@@ -640,7 +643,7 @@ func resetForReplay(env Envelope) {
 	// Field by field: idText backs md.ID and must not be written again.
 	st.mb, st.phase, st.due, st.heapIndex, st.seq = nil, phaseNew, time.Time{}, -1, 0
 	st.holdsLane, st.try = false, false
-	st.firstAttempt, st.lastAttempt, st.lastErr, st.backoff = time.Time{}, time.Time{}, nil, nil
+	st.fail, st.backoff = nil, nil
 	st.delay, st.delayFor = 0, 0
 }
 

@@ -126,24 +126,31 @@ func CloneEnvelope(env Envelope) Envelope {
 
 // msgState is the engine's bookkeeping for one message. It lives inside the
 // message's own allocation; the mailbox that holds the message guards it.
+// Its fields are ordered to pack tightly: every byte here is allocated, and
+// cleared, once per message.
 type msgState struct {
-	idText [36]byte // backing array of Metadata.ID for messages made here
+	idText    [36]byte // backing array of Metadata.ID for messages made here
+	phase     phase    // guarded by mb.mu once enqueued
+	holdsLane bool     // the message is its key's current one: later ones wait for it
+	try       bool     // sent with TrySend/TryPublish: never wait for room
+	usedCtx   bool     // the inline ctx served a delivery already
 
-	mb           *mailbox  // where the message lives; nil before it is enqueued
-	phase        phase     // guarded by mb.mu once enqueued
-	due          time.Time // when a scheduled message becomes ready
-	heapIndex    int       // position in the scheduler's heap, -1 when not in it
-	seq          uint64    // scheduling order, to break ties between equal due times
-	holdsLane    bool      // the message is its key's current one: later ones wait for it
-	firstAttempt time.Time
-	lastAttempt  time.Time
-	lastErr      error
-	backoff      backoff.BackOff // made on the first failure
-	delay        time.Duration   // the backoff drawn for attempt delayFor
-	delayFor     int
-	try          bool   // sent with TrySend/TryPublish: never wait for room
-	usedCtx      bool   // the inline ctx served a delivery already
-	ctx          msgCtx // the first delivery's handler context, without an allocation
+	mb        *mailbox        // where the message lives; nil before it is enqueued
+	due       time.Time       // when a scheduled message becomes ready
+	heapIndex int32           // position in the scheduler's heap, -1 when not in it
+	delayFor  int32           // the attempt delay was drawn for
+	seq       uint64          // scheduling order, to break ties between equal due times
+	fail      *failures       // made, under mb.mu, at the first failed attempt
+	backoff   backoff.BackOff // made on the first failure; only the worker touches it
+	delay     time.Duration   // the backoff drawn for attempt delayFor
+	ctx       msgCtx          // the first delivery's handler context, without an allocation
+}
+
+// failures is what the engine records of a message's failed attempts, kept
+// out of line so that messages that never fail do not carry it.
+type failures struct {
+	first, last time.Time
+	lastErr     error
 }
 
 type phase uint8
@@ -156,12 +163,16 @@ const (
 	phaseDone                   // handled or dead-lettered; its slot is free
 )
 
-// attemptEnded records the end of a failed (or abandoned) attempt.
-func (st *msgState) attemptEnded(now time.Time) {
-	if st.firstAttempt.IsZero() {
-		st.firstAttempt = now
+// attemptFailed records, under mb.mu, the end of a failed (or abandoned)
+// attempt and its error (nil for an abandoned one).
+func (st *msgState) attemptFailed(now time.Time, err error) {
+	if st.fail == nil {
+		st.fail = &failures{first: now}
 	}
-	st.lastAttempt = now
+	st.fail.last = now
+	if err != nil {
+		st.fail.lastErr = err
+	}
 }
 
 // msgCtx is a handler's context: the worker's context plus the message, so

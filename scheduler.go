@@ -126,13 +126,13 @@ func (h schedHeap) Less(i, j int) bool {
 
 func (h schedHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].state().heapIndex = i
-	h[j].state().heapIndex = j
+	h[i].state().heapIndex = int32(i)
+	h[j].state().heapIndex = int32(j)
 }
 
 func (h *schedHeap) Push(x any) {
 	env := x.(Envelope)
-	env.state().heapIndex = len(*h)
+	env.state().heapIndex = int32(len(*h))
 	*h = append(*h, env)
 }
 

@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"errors"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -120,29 +121,48 @@ type MemoryStoreOptions struct {
 
 // MemoryStore is the in-process [Store]. Expired keys are dropped by the
 // calls that come after their expiry, so the store runs no goroutine and
-// needs no Close; every call costs O(log n), and reads the clock once. Entries
-// of forgotten keys are kept for reuse, so that in steady state Reserve does
-// not allocate. Tokens are 1, 2, 3 and so on. It is safe for concurrent use.
-// It reads time with the time package, so in a testing/synctest bubble its
-// leases and TTLs pass in virtual time.
+// needs no Close. Each call reads the clock once and costs O(1) amortized
+// when the calls use few distinct leases and TTLs, as [Idempotency] does
+// (three); with q distinct values in use, O(log q). Entries of forgotten keys
+// are kept for reuse, so that in steady state no call allocates. Tokens are
+// 1, 2, 3 and so on. It is safe for concurrent use. It reads time with the
+// time package, so in a testing/synctest bubble its leases and TTLs pass in
+// virtual time.
+//
+// Keys that share a lease or a TTL expire in the order they were reserved or
+// committed, so the store keeps one first-in first-out queue of expiries per
+// lease and per TTL, and a heap of those queues by their first expiry. A key
+// that leaves a queue early (a reservation committed or released) leaves a
+// stale slot behind, skipped once it reaches the front; a queue that holds
+// more stale slots than live ones is compacted, so that the queues stay
+// within about twice the keys the store holds.
 type MemoryStore struct {
 	maxKeys int
 
-	mu      sync.Mutex
-	keys    map[Key]*storeEntry
-	held    heldHeap    // reservations, by end of lease
-	done    doneHeap    // committed keys, by end of ttl
-	free    *storeEntry // entries to reuse, linked by next
+	mu    sync.Mutex
+	keys  map[Key]int32 // index in ents
+	ents  []storeEntry  // reserved, done and free entries
+	free  int32         // first free entry, linked by next; -1 for none
+	held  queueSet      // reservations, one queue per lease
+	done  queueSet      // committed keys, one queue per ttl
+	nHeld int           // live slots in held
+	nDone int           // live slots in done
+	// epoch is the first clock reading, and now the latest, in nanoseconds
+	// since epoch. Calls read the clock before they lock, so they may come in
+	// out of order: now never goes back, so that expiries pushed to a queue
+	// never decrease.
+	epoch   time.Time
+	now     int64
 	nextTok uint64
 	evicted uint64
 }
 
 type storeEntry struct {
-	key     Key
-	token   uint64      // 0 once committed
-	expires time.Time   // while reserved
-	index   int         // in held, while reserved
-	next    *storeEntry // in the free list
+	key   Key
+	token uint64       // 0 once committed
+	gen   uint64       // bumped when the entry leaves its queue: its slot there is stale
+	q     *expiryQueue // where the entry's live slot is; nil while free
+	next  int32        // in the free list
 }
 
 // MemoryStoreStats is a snapshot of a [MemoryStore].
@@ -161,7 +181,7 @@ func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
 	if opts.MaxKeys <= 0 {
 		opts.MaxKeys = DefaultMaxKeys
 	}
-	return &MemoryStore{maxKeys: opts.MaxKeys, keys: make(map[Key]*storeEntry)}
+	return &MemoryStore{maxKeys: opts.MaxKeys, keys: make(map[Key]int32), free: -1}
 }
 
 // Reserve implements [Store].
@@ -169,216 +189,371 @@ func (s *MemoryStore) Reserve(ctx context.Context, key Key, lease time.Duration)
 	if err := ctx.Err(); err != nil {
 		return Reservation{}, err
 	}
-	now := time.Now()
+	t := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.clockLocked(t)
 	s.expireLocked(now)
-	if e, ok := s.keys[key]; ok {
-		if e.token == 0 {
+	if i, ok := s.keys[key]; ok {
+		if s.ents[i].token == 0 {
 			return Reservation{Status: Done}, nil
 		}
 		return Reservation{Status: InProgress}, nil
 	}
-	e := s.free
-	if e != nil {
-		s.free, e.next = e.next, nil
+	i := s.free
+	if i >= 0 {
+		s.free = s.ents[i].next
 	} else {
-		e = new(storeEntry)
+		i = int32(len(s.ents))
+		s.ents = append(s.ents, storeEntry{})
 	}
 	s.nextTok++
-	e.key, e.token, e.expires = key, s.nextTok, now.Add(lease)
-	s.keys[key] = e
-	s.held.push(e)
+	e := &s.ents[i]
+	e.key, e.token, e.next = key, s.nextTok, 0
+	s.keys[key] = i
+	s.pushLocked(&s.held, i, lease, now)
+	s.nHeld++
 	return Reservation{Status: Reserved, Token: e.token}, nil
 }
 
 // Commit implements [Store].
 func (s *MemoryStore) Commit(_ context.Context, key Key, token uint64, ttl time.Duration) error {
-	now := time.Now()
+	t := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.clockLocked(t)
 	s.expireLocked(now)
-	e, err := s.heldLocked(key, token)
+	i, err := s.heldLocked(key, token)
 	if err != nil {
 		return err
 	}
-	s.held.remove(e.index)
-	if len(s.done) >= s.maxKeys {
-		s.forgetLocked(s.done.pop())
-		s.evicted++
+	q := s.unlinkLocked(i)
+	s.nHeld--
+	s.settleLocked(&s.held, q, false)
+	if s.nDone >= s.maxKeys {
+		s.evictLocked()
 	}
-	e.token = 0
-	s.done.push(doneItem{expires: now.Add(ttl), e: e})
+	s.ents[i].token = 0
+	s.pushLocked(&s.done, i, ttl, now)
+	s.nDone++
 	return nil
 }
 
 // Release implements [Store].
 func (s *MemoryStore) Release(_ context.Context, key Key, token uint64) error {
-	now := time.Now()
+	t := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.expireLocked(now)
-	e, err := s.heldLocked(key, token)
+	s.expireLocked(s.clockLocked(t))
+	i, err := s.heldLocked(key, token)
 	if err != nil {
 		return err
 	}
-	s.forgetLocked(s.held.remove(e.index))
+	q := s.ents[i].q
+	s.forgetLocked(i)
+	s.settleLocked(&s.held, q, false)
 	return nil
 }
 
 // Stats returns a snapshot of the store's contents, expired keys excluded.
 func (s *MemoryStore) Stats() MemoryStoreStats {
-	now := time.Now()
+	t := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.expireLocked(now)
-	return MemoryStoreStats{Reserved: len(s.held), Done: len(s.done), Evicted: s.evicted}
+	s.expireLocked(s.clockLocked(t))
+	return MemoryStoreStats{Reserved: s.nHeld, Done: s.nDone, Evicted: s.evicted}
 }
 
 // ignoresContext marks a Store whose Commit and Release never look at their
 // context: [Idempotency] then need not detach it from cancellation.
 func (*MemoryStore) ignoresContext() {}
 
-func (s *MemoryStore) heldLocked(key Key, token uint64) (*storeEntry, error) {
-	e, ok := s.keys[key]
-	if !ok || e.token == 0 || e.token != token {
-		return nil, ErrNotHeld
+// clockLocked turns the clock reading t into the store's time: nanoseconds
+// since its first reading, never less than the last call's.
+func (s *MemoryStore) clockLocked(t time.Time) int64 {
+	if s.epoch.IsZero() {
+		s.epoch = t
 	}
-	return e, nil
+	now := int64(t.Sub(s.epoch))
+	if now < s.now {
+		return s.now
+	}
+	s.now = now
+	return now
 }
 
-// forgetLocked drops e, already out of its heap, from the keys and keeps it
-// for reuse.
-func (s *MemoryStore) forgetLocked(e *storeEntry) {
+func (s *MemoryStore) heldLocked(key Key, token uint64) (int32, error) {
+	i, ok := s.keys[key]
+	if !ok || s.ents[i].token == 0 || s.ents[i].token != token {
+		return -1, ErrNotHeld
+	}
+	return i, nil
+}
+
+// pushLocked appends entry i to the queue of d in qs, to expire d after now.
+func (s *MemoryStore) pushLocked(qs *queueSet, i int32, d time.Duration, now int64) {
+	q := qs.queue(d)
+	expires := now + int64(d)
+	if d > 0 && expires < now {
+		expires = math.MaxInt64
+	}
+	e := &s.ents[i]
+	e.q = q
+	q.pushBack(slot{expires: expires, gen: e.gen, ent: i})
+	q.live++
+	if q.n == 1 {
+		qs.push(q)
+	}
+}
+
+// unlinkLocked makes the slot of entry i stale, and returns its queue, which
+// the caller must settle.
+func (s *MemoryStore) unlinkLocked(i int32) *expiryQueue {
+	e := &s.ents[i]
+	q := e.q
+	e.gen++
+	e.q = nil
+	q.live--
+	return q
+}
+
+// forgetLocked drops entry i from its queue (the caller settles it) and the
+// keys, and keeps it for reuse.
+func (s *MemoryStore) forgetLocked(i int32) {
+	s.unlinkLocked(i)
+	e := &s.ents[i]
+	if e.token == 0 {
+		s.nDone--
+	} else {
+		s.nHeld--
+	}
 	delete(s.keys, e.key)
-	*e = storeEntry{next: s.free}
-	s.free = e
+	*e = storeEntry{gen: e.gen, next: s.free}
+	s.free = i
+}
+
+func (s *MemoryStore) stale(sl *slot) bool { return s.ents[sl.ent].gen != sl.gen }
+
+// settleLocked restores the invariants of q, in qs, after a slot of it went
+// stale (moved false) or its first slot was taken out (moved true): the first
+// slot is live, stale slots are at most as many as live ones (give or take),
+// and q is in its place in qs's heap, or out of it if empty.
+func (s *MemoryStore) settleLocked(qs *queueSet, q *expiryQueue, moved bool) {
+	for q.n > 0 && s.stale(q.front()) {
+		q.popFront()
+		moved = true
+	}
+	if q.n > 2*q.live+compactSlack {
+		s.compactLocked(q)
+	}
+	switch {
+	case q.n == 0:
+		qs.remove(q)
+	case moved:
+		qs.down(q.index) // the first expiry only grows
+	}
+}
+
+// compactSlack is how many stale slots beyond the live ones a queue may hold
+// before it is compacted.
+const compactSlack = 16
+
+// compactLocked drops the stale slots of q, keeping the order of the others.
+// The first slot is live, so it stays first. It takes out more than half the
+// slots, so it costs O(1) per stale slot, amortized.
+func (s *MemoryStore) compactLocked(q *expiryQueue) {
+	w := 0
+	for r := range q.n {
+		if sl := q.at(r); !s.stale(sl) {
+			*q.at(w) = *sl
+			w++
+		}
+	}
+	q.n = w
+}
+
+// evictLocked forgets the done key that expires first.
+func (s *MemoryStore) evictLocked() {
+	q := s.done.heap[0]
+	i := q.front().ent
+	q.popFront()
+	s.forgetLocked(i)
+	s.settleLocked(&s.done, q, true)
+	s.evicted++
 }
 
 // expireLocked drops every reservation and done key whose time has come.
-func (s *MemoryStore) expireLocked(now time.Time) {
-	for len(s.held) > 0 && !now.Before(s.held[0].expires) {
-		s.forgetLocked(s.held.remove(0))
-	}
-	for len(s.done) > 0 && !now.Before(s.done[0].expires) {
-		s.forgetLocked(s.done.pop())
+func (s *MemoryStore) expireLocked(now int64) {
+	for _, qs := range [...]*queueSet{&s.held, &s.done} {
+		for len(qs.heap) > 0 {
+			q := qs.heap[0]
+			sl := q.front()
+			if sl.expires > now {
+				break
+			}
+			i, stale := sl.ent, s.stale(sl)
+			q.popFront()
+			if !stale { // it is not: settleLocked keeps first slots live
+				s.forgetLocked(i)
+			}
+			s.settleLocked(qs, q, true)
+		}
 	}
 }
 
-// heldHeap is a binary min-heap of reservations by end of lease, earliest
-// first; each entry knows its index, to be removed when committed or released.
-type heldHeap []*storeEntry
-
-func (h *heldHeap) push(e *storeEntry) {
-	e.index = len(*h)
-	*h = append(*h, e)
-	h.up(e.index)
+// slot is a place in an expiryQueue. It is stale once its entry's gen has
+// moved on: the entry left the queue, and may be in use again elsewhere.
+type slot struct {
+	expires int64 // in the store's time
+	gen     uint64
+	ent     int32 // index in MemoryStore.ents
 }
 
-// remove takes out the entry at index i and returns it.
-func (h *heldHeap) remove(i int) *storeEntry {
-	old := *h
-	n := len(old) - 1
-	e := old[i]
+// expiryQueue holds the slots of one lease or TTL, in the order they were
+// pushed, which is the order they expire: a ring buffer.
+type expiryQueue struct {
+	d     time.Duration
+	ring  []slot // empty, or a power of two long
+	head  int    // index in ring of the first slot
+	n     int    // slots, live or stale
+	live  int    // live slots
+	index int    // in queueSet.heap; -1 while n is 0
+	pos   int    // in queueSet.queues
+}
+
+const minRing = 16
+
+// at returns the r-th slot from the front, r < q.n.
+func (q *expiryQueue) at(r int) *slot { return &q.ring[(q.head+r)&(len(q.ring)-1)] }
+
+func (q *expiryQueue) front() *slot { return &q.ring[q.head] }
+
+func (q *expiryQueue) popFront() {
+	q.head = (q.head + 1) & (len(q.ring) - 1)
+	q.n--
+}
+
+func (q *expiryQueue) pushBack(sl slot) {
+	if q.n == len(q.ring) {
+		ring := make([]slot, max(2*len(q.ring), minRing))
+		k := copy(ring, q.ring[q.head:])
+		copy(ring[k:], q.ring[:q.head])
+		q.ring, q.head = ring, 0
+	}
+	*q.at(q.n) = sl
+	q.n++
+}
+
+// queueSet holds the queues of reservations or of done keys, one per
+// duration.
+type queueSet struct {
+	// durs and queues list the queues, with their durations side by side, to
+	// be scanned while there are few; then byDur finds them.
+	durs   []time.Duration
+	queues []*expiryQueue
+	byDur  map[time.Duration]*expiryQueue
+	// heap holds the non-empty queues, a binary min-heap by first expiry.
+	heap []*expiryQueue
+}
+
+// Queues for up to keepQueues durations are kept while empty, for reuse;
+// beyond that, a queue is dropped when it empties, and byDur indexes them.
+const keepQueues = 8
+
+// queue returns the queue of d, made if need be.
+func (qs *queueSet) queue(d time.Duration) *expiryQueue {
+	if qs.byDur == nil {
+		for i, qd := range qs.durs {
+			if qd == d {
+				return qs.queues[i]
+			}
+		}
+	} else if q, ok := qs.byDur[d]; ok {
+		return q
+	}
+	q := &expiryQueue{d: d, index: -1, pos: len(qs.queues)}
+	qs.durs = append(qs.durs, d)
+	qs.queues = append(qs.queues, q)
+	if qs.byDur != nil {
+		qs.byDur[d] = q
+	} else if len(qs.queues) > keepQueues {
+		qs.byDur = make(map[time.Duration]*expiryQueue, len(qs.queues))
+		for _, q := range qs.queues {
+			qs.byDur[q.d] = q
+		}
+	}
+	return q
+}
+
+func (qs *queueSet) first(i int) int64 {
+	q := qs.heap[i]
+	return q.ring[q.head].expires
+}
+
+func (qs *queueSet) push(q *expiryQueue) {
+	q.index = len(qs.heap)
+	qs.heap = append(qs.heap, q)
+	qs.up(q.index)
+}
+
+// remove takes the empty queue q out of the heap, and drops it if there are
+// many queues.
+func (qs *queueSet) remove(q *expiryQueue) {
+	h := qs.heap
+	i, n := q.index, len(h)-1
 	if i != n {
-		old[i] = old[n]
-		old[i].index = i
+		qs.swap(i, n)
 	}
-	old[n] = nil
-	*h = old[:n]
-	if i != n && !h.down(i) {
-		h.up(i)
+	h[n] = nil
+	qs.heap = h[:n]
+	q.index = -1
+	if i != n && !qs.down(i) {
+		qs.up(i)
 	}
-	return e
+	if len(qs.queues) > keepQueues {
+		last := len(qs.queues) - 1
+		moved := qs.queues[last]
+		qs.queues[q.pos], qs.durs[q.pos] = moved, moved.d
+		moved.pos = q.pos
+		qs.queues[last] = nil
+		qs.queues, qs.durs = qs.queues[:last], qs.durs[:last]
+		delete(qs.byDur, q.d)
+	}
 }
 
-func (h heldHeap) up(j int) {
+func (qs *queueSet) up(j int) {
 	for j > 0 {
 		i := (j - 1) / 2
-		if !h[j].expires.Before(h[i].expires) {
+		if qs.first(j) >= qs.first(i) {
 			break
 		}
-		h.swap(i, j)
+		qs.swap(i, j)
 		j = i
 	}
 }
 
-// down moves the entry at i0 down to its place, and reports whether it moved.
-func (h heldHeap) down(i0 int) bool {
-	i := i0
-	for {
-		j := 2*i + 1
-		if j >= len(h) {
-			break
-		}
-		if r := j + 1; r < len(h) && h[r].expires.Before(h[j].expires) {
-			j = r
-		}
-		if !h[j].expires.Before(h[i].expires) {
-			break
-		}
-		h.swap(i, j)
-		i = j
-	}
-	return i > i0
-}
-
-func (h heldHeap) swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-
-// doneHeap is a binary min-heap of done keys by end of ttl, earliest first.
-// Done keys leave only from the top, so entries need no index, and the expiry
-// is kept in the heap itself: sifting reads no entry.
-type doneHeap []doneItem
-
-type doneItem struct {
-	expires time.Time
-	e       *storeEntry
-}
-
-func (h *doneHeap) push(it doneItem) {
-	*h = append(*h, it)
-	s := *h
-	j := len(s) - 1
-	for j > 0 {
-		i := (j - 1) / 2
-		if !it.expires.Before(s[i].expires) {
-			break
-		}
-		s[j] = s[i]
-		j = i
-	}
-	s[j] = it
-}
-
-// pop takes out the entry that expires first and returns it.
-func (h *doneHeap) pop() *storeEntry {
-	s := *h
-	n := len(s) - 1
-	top, last := s[0].e, s[n]
-	s[n] = doneItem{}
-	s = s[:n]
-	*h = s
-	if n == 0 {
-		return top
-	}
-	i := 0
+// down moves the queue at i0 down to its place, and reports whether it moved.
+func (qs *queueSet) down(i0 int) bool {
+	i, n := i0, len(qs.heap)
 	for {
 		j := 2*i + 1
 		if j >= n {
 			break
 		}
-		if r := j + 1; r < n && s[r].expires.Before(s[j].expires) {
+		if r := j + 1; r < n && qs.first(r) < qs.first(j) {
 			j = r
 		}
-		if !s[j].expires.Before(last.expires) {
+		if qs.first(j) >= qs.first(i) {
 			break
 		}
-		s[i] = s[j]
+		qs.swap(i, j)
 		i = j
 	}
-	s[i] = last
-	return top
+	return i > i0
+}
+
+func (qs *queueSet) swap(i, j int) {
+	h := qs.heap
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
 }

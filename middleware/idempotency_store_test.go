@@ -202,3 +202,85 @@ func TestMemoryStoreDoesNotAllocateInSteadyState(t *testing.T) {
 	}
 	require.Zero(t, testing.AllocsPerRun(1000, one))
 }
+
+// TestMemoryStoreMixesDurations checks that, with several TTLs and leases in
+// use at once, keys expire at their own time and eviction takes the done key
+// that expires first, whichever TTL it has.
+func TestMemoryStoreMixesDurations(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s := middleware.NewMemoryStore(middleware.MemoryStoreOptions{MaxKeys: 3})
+		reserve := func(k string, lease time.Duration) middleware.Reservation {
+			t.Helper()
+			r, err := s.Reserve(ctx, key(k), lease)
+			require.NoError(t, err)
+			require.Equal(t, middleware.Reserved, r.Status, k)
+			return r
+		}
+		commit := func(k string, ttl time.Duration) {
+			t.Helper()
+			r := reserve(k, time.Minute)
+			require.NoError(t, s.Commit(ctx, key(k), r.Token, ttl))
+		}
+		// status reserves k to see whether it is done, and releases it.
+		status := func(k string) middleware.ReserveStatus {
+			t.Helper()
+			r, err := s.Reserve(ctx, key(k), time.Minute)
+			require.NoError(t, err)
+			if r.Status == middleware.Reserved {
+				require.NoError(t, s.Release(ctx, key(k), r.Token))
+			}
+			return r.Status
+		}
+		stats := func(reserved, done int, evicted uint64) {
+			t.Helper()
+			require.Equal(t, middleware.MemoryStoreStats{Reserved: reserved, Done: done, Evicted: evicted}, s.Stats())
+		}
+		sleepUntil := func(start time.Time, d time.Duration) { time.Sleep(time.Until(start.Add(d))) }
+		start := time.Now()
+
+		commit("a", 2*time.Hour) // expires at 2h
+		commit("b", time.Hour)   // 1h
+		sleepUntil(start, 30*time.Minute)
+		commit("c", time.Hour)            // 1h30
+		h := reserve("h", 45*time.Minute) // lease ends at 1h15
+		commit("d", 2*time.Hour)          // 2h30, evicts b (1h)
+		stats(1, 3, 1)
+		require.Equal(t, middleware.Reserved, status("b"))
+		require.Equal(t, middleware.Done, status("a"))
+		require.Equal(t, middleware.Done, status("c"))
+
+		sleepUntil(start, 70*time.Minute)
+		commit("e", 10*time.Minute) // 1h20, evicts c (1h30) rather than a (2h)
+		stats(1, 3, 2)
+		require.Equal(t, middleware.Reserved, status("c"))
+
+		sleepUntil(start, 75*time.Minute) // h's lease ends
+		stats(0, 3, 2)
+		require.ErrorIs(t, s.Commit(ctx, key("h"), h.Token, time.Hour), middleware.ErrNotHeld)
+		sleepUntil(start, 80*time.Minute) // e expires
+		stats(0, 2, 2)
+		require.Equal(t, middleware.Reserved, status("e"))
+		sleepUntil(start, 2*time.Hour) // a expires
+		stats(0, 1, 2)
+		require.Equal(t, middleware.Reserved, status("a"))
+		require.Equal(t, middleware.Done, status("d"))
+
+		sleepUntil(start, 125*time.Minute)
+		commit("f", time.Hour)      // 3h05
+		commit("g", 10*time.Minute) // 2h15
+		commit("i", time.Hour)      // 3h05, evicts g (2h15), the last of its TTL
+		require.Equal(t, middleware.Reserved, status("g"))
+		commit("j", 10*time.Minute) // 2h15, evicts d (2h30) rather than f (3h05)
+		stats(0, 3, 4)
+		for k, want := range map[string]middleware.ReserveStatus{
+			"d": middleware.Reserved, "f": middleware.Done, "i": middleware.Done, "j": middleware.Done,
+		} {
+			require.Equal(t, want, status(k), k)
+		}
+		sleepUntil(start, 135*time.Minute) // j expires
+		stats(0, 2, 4)
+		sleepUntil(start, 185*time.Minute) // f and i expire
+		stats(0, 0, 4)
+	})
+}

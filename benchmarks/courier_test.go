@@ -21,34 +21,14 @@ func closeBus(b *testing.B, bus *courier.Bus) {
 }
 
 // courierQueue sends to one queue with one worker (subs must be 1), through
-// the middleware chain mws.
+// the chain's middleware.
 func courierQueue(chain func() profile) setup {
+	workers := courierWorkers(1, chain)
 	return func(b *testing.B, subs int, c *counter) pubsub {
 		if subs != 1 {
 			b.Fatal("courierQueue serves one consumer")
 		}
-		p := chain()
-		bus := newBus(b, p.mws)
-		q, err := courier.NewQueue[Payload](bus, "bench", courier.Capacity(capacity))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := q.Consume(func(context.Context, *courier.Message[Payload]) error {
-			c.add()
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-		ctx := context.Background()
-		keys := p.keys(b.N)
-		return pubsub{
-			send: func(i int) {
-				if err := q.Send(ctx, Payload{Seq: int64(i)}, p.sendOptions(keys, i)...); err != nil {
-					b.Fatal(err)
-				}
-			},
-			stop: func() { closeBus(b, bus) },
-		}
+		return workers(b, subs, c)
 	}
 }
 

@@ -133,8 +133,8 @@
 // in flight, scheduled, handled, failed attempts, retried, dead-lettered,
 // dropped, expired, replayed and filtered counts. [WithDeadLetterHook] and
 // [WithRetryHook] report each dead letter and each scheduled retry as it
-// happens; [WillRetry] tells middleware whether a failing attempt will be
-// retried. [Bus.WaitIdle] waits until nothing is ready, in flight or
+// happens; [WillRetry] and [FailureOutcome] tell middleware whether a failing
+// attempt will be retried, and if not, why. [Bus.WaitIdle] waits until nothing is ready, in flight or
 // scheduled and every hook has returned.
 //
 // # Testing

@@ -170,6 +170,48 @@ func TestWillRetryAgreesWithTheEngine(t *testing.T) {
 	})
 }
 
+func TestFailureOutcomeGivesTheReason(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		type outcome struct {
+			retry  bool
+			reason courier.Reason
+		}
+		var got []outcome
+		probe := courier.Middleware{Handle: func(next courier.HandlerFunc) courier.HandlerFunc {
+			return func(ctx context.Context, env courier.Envelope) error {
+				err := next(ctx, env)
+				retry, reason := courier.FailureOutcome(ctx, err)
+				got = append(got, outcome{retry, reason})
+				return err
+			}
+		}}
+		b := newBus(t)
+		q := mustQueue[Order](t, b, "orders", courier.WithMiddleware(probe),
+			courier.WithRetry(courier.RetryPolicy{MaxAttempts: 2, InitialInterval: time.Hour, Jitter: -1}))
+		require.NoError(t, q.Consume(func(_ context.Context, m *courier.Message[Order]) error {
+			switch m.Body.ID {
+			case "ok":
+				return nil
+			case "permanent":
+				return courier.Permanent(errors.New("bad"))
+			}
+			return errors.New("transient")
+		}))
+		require.NoError(t, q.Send(t.Context(), Order{ID: "ok"}))
+		require.NoError(t, q.Send(t.Context(), Order{ID: "permanent"}))
+		require.NoError(t, q.Send(t.Context(), Order{ID: "transient"}))
+		require.NoError(t, q.Send(t.Context(), Order{ID: "short-lived"}, courier.WithTTL(time.Minute)))
+		require.NoError(t, b.WaitIdle(t.Context()))
+		assert.Equal(t, []outcome{
+			{false, ""}, {false, courier.ReasonPermanent}, {true, ""}, {false, courier.ReasonExpired},
+			{false, courier.ReasonMaxAttempts},
+		}, got)
+		retry, reason := courier.FailureOutcome(t.Context(), errors.New("not a handler"))
+		assert.False(t, retry)
+		assert.Empty(t, reason)
+	})
+}
+
 func TestWillRetryIsFalseWhenTheRetryWouldComeAfterExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		verdicts := make(chan bool, 1)

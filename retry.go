@@ -114,20 +114,37 @@ func (p RetryPolicy) newBackOff() backoff.BackOff {
 // gives up, a retry that would come after the message expires, or a ctx that
 // is not a handler's. Middleware uses it to tell a failure that will be
 // retried from one that ends in a dead letter (tracing, logging levels). It
-// must be called on the handler's goroutine.
+// must be called on the handler's goroutine. [FailureOutcome] also gives the
+// dead letter's reason.
 func WillRetry(ctx context.Context, err error) bool {
+	retry, _ := FailureOutcome(ctx, err)
+	return retry
+}
+
+// FailureOutcome says what follows if the handling chain of the message
+// being handled under ctx returns err now: a retry (true, ""), or a dead
+// letter with its reason (false, reason). The reason is empty when err is nil
+// or ctx is not a handler's. Like [WillRetry], it must be called on the
+// handler's goroutine.
+func FailureOutcome(ctx context.Context, err error) (retry bool, reason Reason) {
 	env, ok := MessageFromContext(ctx)
 	if err == nil || !ok {
-		return false
+		return false, ""
 	}
 	mb := env.state().mb
-	if mb == nil || mb.bus.closing.Load() && mb.bus.handlerCtx.Err() != nil {
-		return false
+	if mb == nil {
+		return false, ""
+	}
+	if mb.bus.closing.Load() && mb.bus.handlerCtx.Err() != nil {
+		return false, ReasonShutdown
 	}
 	reason, delay := mb.decide(env, err)
 	if reason != "" {
-		return false
+		return false, reason
 	}
 	md := env.Meta()
-	return md.ExpiresAt.IsZero() || time.Now().Add(delay).Before(md.ExpiresAt)
+	if !md.ExpiresAt.IsZero() && !time.Now().Add(delay).Before(md.ExpiresAt) {
+		return false, ReasonExpired
+	}
+	return true, ""
 }

@@ -117,6 +117,22 @@ func hasEvent(s sdktrace.ReadOnlySpan, name string) bool {
 	return false
 }
 
+// eventAttr returns the value of attribute key on span s's first event
+// called name, or "" when there is none.
+func eventAttr(s sdktrace.ReadOnlySpan, name, key string) string {
+	for _, e := range s.Events() {
+		if e.Name != name {
+			continue
+		}
+		for _, a := range e.Attributes {
+			if string(a.Key) == key {
+				return a.Value.Emit()
+			}
+		}
+	}
+	return ""
+}
+
 // collect reads the meter provider's metrics.
 func (h *harness) collect(t *testing.T) map[string]metricdata.Metrics {
 	t.Helper()

@@ -86,8 +86,9 @@ func (mw *middleware) endProcess(ctx context.Context, span trace.Span, d *dest, 
 			span.SetAttributes(et)
 			span.RecordError(err)
 			span.SetStatus(codes.Error, err.Error())
-			if !courier.WillRetry(ctx, err) {
-				span.AddEvent(EventDeadLettered, trace.WithAttributes(et, AttrDeliveryAttempt.Int(attempt)))
+			if retry, reason := courier.FailureOutcome(ctx, err); !retry {
+				span.AddEvent(EventDeadLettered, trace.WithAttributes(et, AttrDeliveryAttempt.Int(attempt),
+					AttrDeadLetterReason.String(string(reason))))
 			}
 		}
 		span.End()

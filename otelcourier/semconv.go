@@ -38,7 +38,7 @@ const (
 	// after a replay.
 	AttrDeliveryAttempt = attribute.Key("messaging.courier.message.delivery_attempt")
 	// AttrDeadLetterReason is the [courier.Reason] of a dead letter, on the
-	// courier.message.dead_letters metric.
+	// courier.message.dead_letters metric and on the dead-letter span event.
 	AttrDeadLetterReason = attribute.Key("messaging.courier.dead_letter.reason")
 )
 

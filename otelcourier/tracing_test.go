@@ -184,6 +184,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 		require.Len(t, procs, 2)
 		require.False(t, hasEvent(procs[0], otelcourier.EventDeadLettered))
 		require.True(t, hasEvent(procs[1], otelcourier.EventDeadLettered))
+		require.Equal(t, "max_attempts", eventAttr(procs[1], otelcourier.EventDeadLettered, string(otelcourier.AttrDeadLetterReason)))
 
 		fixed.Store(true)
 		n, err := q.DeadLetters().Replay(context.Background())
@@ -213,6 +214,7 @@ func TestPermanentErrorDeadLetterEvent(t *testing.T) {
 	procs := h.named("process jobs")
 	require.Len(t, procs, 1)
 	require.True(t, hasEvent(procs[0], otelcourier.EventDeadLettered), "a permanent error is never retried")
+	require.Equal(t, "permanent", eventAttr(procs[0], otelcourier.EventDeadLettered, string(otelcourier.AttrDeadLetterReason)))
 	requireAttrs(t, procs[0], map[string]any{"error.type": "*errors.errorString"})
 }
 

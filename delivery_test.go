@@ -208,7 +208,9 @@ func TestWaitingRetryHoldsNoWorkerNorGoroutine(t *testing.T) {
 		}
 		synctest.Wait()
 		assert.Equal(t, 1000, q.Stats().Scheduled)
-		assert.Equal(t, before, runtime.NumGoroutine(), "waiting retries must not cost goroutines")
+		// NumGoroutine counts the whole process, where an earlier test's
+		// goroutine may still be on its way out: allow a few, not 1000.
+		assert.Less(t, runtime.NumGoroutine()-before, 10, "waiting retries must not cost goroutines")
 		// The single worker is free for new work while 1000 retries wait.
 		require.NoError(t, q.Send(t.Context(), Order{ID: "ok", Seq: -1}))
 		assert.Equal(t, -1, recv(t, handled))

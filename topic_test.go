@@ -218,3 +218,52 @@ func TestLossySubscriptionNeverBlocksPublish(t *testing.T) {
 	}
 	close(block)
 }
+
+// Concurrent publishers to small subscriptions take both the one-lock path
+// (room everywhere) and the waiting path (some subscription full), while a
+// subscription is added: nothing deadlocks, nothing is lost or doubled.
+func TestConcurrentPublishersWithSmallSubscriptions(t *testing.T) {
+	const publishers, each = 4, 300
+	b := newBus(t)
+	topic, err := courier.NewTopic[Payment](b, "payments", courier.Capacity(4))
+	require.NoError(t, err)
+	var mu sync.Mutex
+	got := map[string]map[int]int{}
+	subscribe := func(name string) {
+		mu.Lock()
+		got[name] = map[int]int{}
+		mu.Unlock()
+		require.NoError(t, topic.Subscribe(name, func(_ context.Context, m *courier.Message[Payment]) error {
+			mu.Lock()
+			got[m.Subscription][m.Body.Amount]++
+			mu.Unlock()
+			return nil
+		}))
+	}
+	subscribe("a")
+	subscribe("b")
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				assert.NoError(t, topic.Publish(ctxT(t), Payment{Amount: p*each + i}))
+			}
+		}()
+	}
+	subscribe("c") // while the publishers run
+	wg.Wait()
+	require.NoError(t, b.WaitIdle(ctxT(t)))
+	mu.Lock()
+	defer mu.Unlock()
+	for _, name := range []string{"a", "b"} {
+		assert.Len(t, got[name], publishers*each, name)
+	}
+	for name, counts := range got {
+		for amount, n := range counts {
+			assert.Equal(t, 1, n, "%s got payment %d %d times", name, amount, n)
+		}
+	}
+	assert.EqualValues(t, publishers*each, topic.Stats().Published)
+}

@@ -65,6 +65,9 @@ func (w *worker) run() {
 		if err := w.deliver(env); err != nil {
 			mb.failed(w, env, err)
 		} else {
+			if mb.onHandled != nil {
+				mb.onHandled(env)
+			}
 			handled = env
 		}
 	}

@@ -47,6 +47,7 @@ type DeadLetterInfo struct {
 	DeadLetteredAt time.Time
 
 	env Envelope
+	mb  *mailbox // the mailbox that dead-lettered it
 }
 
 // Payload returns the dead letter's body as an any.

@@ -64,6 +64,12 @@ var (
 	// destination within the detection window. The earlier message stands;
 	// this one was accepted and dropped, so the sender need not retry.
 	ErrDuplicate = errors.New("courier: duplicate message")
+
+	// ErrNoReply is what a request's caller gets when the request was
+	// acknowledged without its handler running, so without a response: the
+	// idempotency middleware found its key done, or other middleware
+	// acknowledged it.
+	ErrNoReply = errors.New("courier: request acknowledged without a reply")
 )
 
 func invalidOption(format string, args ...any) error {

@@ -2,7 +2,6 @@ package courier
 
 import (
 	"log/slog"
-	"maps"
 	"time"
 )
 
@@ -58,7 +57,9 @@ func (b *Bus) announce(d DeadLetterInfo) {
 		slog.String("reason", string(d.Reason)),
 		slog.Int("attempts", d.Attempts),
 		slog.Any("error", d.Err))
-	if mb := d.env.state().mb; mb != nil && mb.onDead != nil {
+	// d.mb, not the envelope's: a Replay may already be moving the
+	// envelope elsewhere.
+	if mb := d.mb; mb != nil && mb.onDead != nil {
 		b.runHook("dead-letter", func() { mb.onDead(d) })
 	}
 	for _, h := range b.deadHooks {
@@ -66,16 +67,12 @@ func (b *Bus) announce(d DeadLetterInfo) {
 	}
 }
 
-// announceRetry tells the retry hooks of a scheduled retry.
-func (b *Bus) announceRetry(env Envelope, err error, delay time.Duration, at time.Time) {
+// announceRetry tells the retry hooks of a scheduled retry. info was copied
+// under the mailbox lock.
+func (b *Bus) announceRetry(info *RetryInfo) {
 	defer b.announced()
-	if len(b.retryHooks) == 0 {
-		return
-	}
-	info := RetryInfo{Metadata: *env.Meta(), Err: err, Delay: delay, RetryAt: at}
-	info.Headers = maps.Clone(info.Headers)
 	for _, h := range b.retryHooks {
-		b.runHook("retry", func() { h(info) })
+		b.runHook("retry", func() { h(*info) })
 	}
 }
 

@@ -28,6 +28,7 @@ type mailbox struct {
 	dlqCap       int
 	layers       [][]Middleware       // queue or topic middleware, then subscription middleware
 	onDead       func(DeadLetterInfo) // set before first use; told of each dead letter after the bus hooks' log line
+	onHandled    func(Envelope)       // set before first use; told of each success, on the worker, before it is counted
 
 	mu        sync.Mutex
 	work      sync.Cond // workers wait here for ready messages
@@ -358,11 +359,18 @@ func (mb *mailbox) failed(w *worker, env Envelope, err error) {
 		if !md.ExpiresAt.IsZero() && md.ExpiresAt.Before(st.due) {
 			st.due = md.ExpiresAt // wake at expiry to dead-letter it on time
 		}
+		// Copy what the hooks see before scheduling: once scheduled, the
+		// message may be delivered again, by another worker, at once.
+		var info *RetryInfo
+		if len(mb.bus.retryHooks) > 0 {
+			info = &RetryInfo{Metadata: *md, Err: err, Delay: delay, RetryAt: retryAt}
+			info.Headers = maps.Clone(md.Headers)
+		}
 		rec, dead = mb.scheduleLocked(env)
-		if !dead {
+		if !dead && info != nil {
 			mb.bus.announcing.Add(1) // until the retry hooks have run
 			mb.mu.Unlock()
-			mb.bus.announceRetry(env, err, delay, retryAt)
+			mb.bus.announceRetry(info)
 			return
 		}
 	}
@@ -470,6 +478,7 @@ func (mb *mailbox) deadLetterLocked(env Envelope, reason Reason, err error) Dead
 	mb.finishLocked(env)
 	st.phase = phaseDone
 	info := DeadLetterInfo{
+		mb:             mb,
 		Metadata:       *md,
 		Reason:         reason,
 		Err:            err,

@@ -113,14 +113,14 @@ func (m *Message[T]) clone() Envelope {
 }
 
 // CloneEnvelope returns a new, unsent message with env's metadata, headers and
-// body: the same ID, correlation and idempotency key, but no delivery state
-// (its attempt count is zero). Send middleware can pass the copy to next to
+// body: the same ID, correlation and idempotency key, no delivery state (its
+// attempt count is zero), and the same way of sending (a copy of a TrySend
+// never waits for room either). Send middleware can pass the copy to next to
 // send the message a second time, as a broker that redelivers would; nothing
 // else needs it.
 func CloneEnvelope(env Envelope) Envelope {
 	c := env.clone()
 	c.Meta().Attempt = 0
-	c.state().try = false
 	return c
 }
 

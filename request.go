@@ -88,6 +88,7 @@ func NewRequestQueue[Req, Resp any](bus *Bus, name string, opts ...Option) (*Req
 	qc := &queueCore{bus: bus, name: name, workers: cfg.workers, mws: cfg.middleware, keyFn: cfg.keyFn, ext: rc}
 	qc.mb = newMailbox(bus, name, "", &cfg, cfg.middleware)
 	qc.mb.onDead = rc.deadLettered
+	qc.mb.onHandled = rc.handled
 	qc.put = qc.mb.put
 	bus.names[name] = declaration{kind: "request queue", typ: typ, obj: qc}
 	bus.mailboxes = append(bus.mailboxes, qc.mb)
@@ -155,10 +156,10 @@ func (rq *RequestQueue[Req, Resp]) Serve(h RequestHandler[Req, Resp], opts ...Op
 // [RequestStats.RepliesDropped]. Give the request a time to live
 // ([WithTTL]) so that servers skip requests nobody waits for any more.
 //
-// A request whose idempotency key the idempotency middleware finds done is
-// acknowledged without running the handler, so it gets no reply: wait for
-// such requests with a ctx that ends, or use [Operations], which recognises
-// a resubmitted key itself.
+// A request that middleware acknowledges without running the handler (the
+// idempotency middleware finding its key done) gets [ErrNoReply]; to get
+// the earlier result of a resubmitted key, use [Operations], which
+// recognises the key itself while it keeps the operation.
 func (rq *RequestQueue[Req, Resp]) Request(ctx context.Context, req Req, opts ...SendOption) (Resp, error) {
 	var zero Resp
 	type reply struct {
@@ -246,6 +247,24 @@ func (rc *replies[Resp]) reply(id string, resp Resp, err error) {
 	}
 	rc.delivered.Add(1)
 	w.done(resp, err)
+}
+
+// handled is the mailbox's hook for an acknowledged request: one whose
+// caller still waits got no reply from the handler (middleware, such as the
+// idempotency middleware finding its key done, acknowledged it without
+// running the handler), so the caller gets [ErrNoReply] instead of waiting
+// for ever.
+func (rc *replies[Resp]) handled(env Envelope) {
+	id := env.Meta().ID
+	rc.mu.Lock()
+	w := rc.waiting[id]
+	delete(rc.waiting, id)
+	rc.mu.Unlock()
+	if w != nil {
+		var zero Resp
+		rc.delivered.Add(1)
+		w.done(zero, ErrNoReply)
+	}
 }
 
 // deadLettered is the mailbox's dead-letter hook: a request that ends in the

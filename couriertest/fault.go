@@ -15,9 +15,18 @@ var ErrInjected = errors.New("couriertest: injected failure")
 // Body adapts a predicate on a message body to the envelope predicates the
 // fault-injection middleware take; it is false for messages of other types.
 func Body[T any](match func(T) bool) func(courier.Envelope) bool {
+	mustPredicate("Body", match == nil)
 	return func(env courier.Envelope) bool {
 		m, ok := env.(*courier.Message[T])
 		return ok && match(m.Body)
+	}
+}
+
+// mustPredicate panics, when the test wires its faults up, for a nil
+// predicate, which would otherwise panic on every delivery.
+func mustPredicate(name string, isNil bool) {
+	if isNil {
+		panic("couriertest: " + name + " needs a predicate, not nil")
 	}
 }
 
@@ -31,9 +40,10 @@ func FailFirst(n int) courier.Middleware {
 
 // FailWhen returns middleware that fails, with [ErrInjected] and without
 // running the rest of the chain, every delivery attempt for which fail
-// returns true. fail sees the envelope, so it can look at the attempt, the
-// headers or (with [Body]) the body.
+// returns true; a nil fail panics at once. fail sees the envelope, so it can
+// look at the attempt, the headers or (with [Body]) the body.
 func FailWhen(fail func(courier.Envelope) bool) courier.Middleware {
+	mustPredicate("FailWhen", fail == nil)
 	return courier.Middleware{
 		Name: "couriertest.fail",
 		Handle: func(next courier.HandlerFunc) courier.HandlerFunc {
@@ -51,6 +61,7 @@ func FailWhen(fail func(courier.Envelope) bool) courier.Middleware {
 // the chain, on every delivery attempt for which when returns true. The
 // engine turns the panic into a failed attempt (a *courier.PanicError).
 func PanicWhen(when func(courier.Envelope) bool) courier.Middleware {
+	mustPredicate("PanicWhen", when == nil)
 	return courier.Middleware{
 		Name: "couriertest.panic",
 		Handle: func(next courier.HandlerFunc) courier.HandlerFunc {

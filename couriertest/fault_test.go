@@ -118,3 +118,21 @@ func TestDeliverTwice(t *testing.T) {
 		assert.Equal(t, map[string]int{both[0].ID: 2}, seen)
 	})
 }
+
+func TestNilPredicatesPanicWhenWired(t *testing.T) {
+	assert.PanicsWithValue(t, "couriertest: FailWhen needs a predicate, not nil", func() { couriertest.FailWhen(nil) })
+	assert.PanicsWithValue(t, "couriertest: PanicWhen needs a predicate, not nil", func() { couriertest.PanicWhen(nil) })
+	assert.PanicsWithValue(t, "couriertest: Body needs a predicate, not nil", func() { couriertest.Body[Order](nil) })
+}
+
+func TestDeliverTwiceKeepsTrySend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := couriertest.New(t, couriertest.AllowDeadLetters())
+		q, err := courier.NewQueue[Order](h.Bus, "tiny", courier.Capacity(1), courier.WithMiddleware(couriertest.DeliverTwice()))
+		require.NoError(t, err)
+		// The copy finds the queue full: a TrySend must not wait for room.
+		require.ErrorIs(t, q.TrySend(t.Context(), Order{ID: "a"}), courier.ErrFull)
+		require.NoError(t, q.Consume(func(context.Context, *courier.Message[Order]) error { return nil }))
+		couriertest.RequireConsumedN[Order](t, h, 1, nil)
+	})
+}

@@ -97,7 +97,10 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 //   - outside a synctest bubble, a goroutine started during the test is still
 //     running (unless [NoLeakCheck]).
 //
-// Call New inside the synctest bubble when the test uses one.
+// Call New inside the synctest bubble when the test uses one. To find out
+// whether it runs in one, New calls synctest.Wait there, which waits until
+// every other goroutine of the bubble is blocked: call it before starting
+// goroutines of your own.
 func New(t testing.TB, opts ...Option) *Harness {
 	t.Helper()
 	cfg := config{leakCheck: true}

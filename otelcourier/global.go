@@ -1,12 +1,12 @@
 package otelcourier
 
 import (
-	"context"
 	"reflect"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // The global tracer provider and propagator as they were when the package
@@ -20,8 +20,9 @@ var (
 
 func unsetGlobalTracerProvider() trace.TracerProvider {
 	tp := otel.GetTracerProvider()
-	if !isComparable(tp) || startsSpans(tp) {
-		return nil
+	if t := reflect.TypeOf(tp); t == nil || !t.Comparable() || t.Kind() != reflect.Pointer ||
+		t.Elem().PkgPath() != "go.opentelemetry.io/otel/internal/global" {
+		return nil // something was set before this package was initialised
 	}
 	return tp
 }
@@ -35,14 +36,16 @@ func unsetGlobalPropagator() propagation.TextMapPropagator {
 }
 
 // startsSpans reports whether tp makes spans of its own, as an SDK does, or
-// only hands back the span context it is given, as the no-op provider and
-// the unset global do. The probe's parent is not sampled, so an SDK with a
-// parent-based sampler records nothing; the probe is never ended.
+// is one of the no-op providers, which only hand back the span context they
+// are given. It only looks at tp's type: starting a probe span would show up
+// in an SDK's span processors.
 func startsSpans(tp trace.TracerProvider) bool {
-	probe := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}})
-	ctx := trace.ContextWithSpanContext(context.Background(), probe)
-	_, span := tp.Tracer(ScopeName).Start(ctx, "otelcourier.probe")
-	return span.IsRecording() || span.SpanContext().SpanID() != probe.SpanID()
+	switch tp.(type) {
+	case noop.TracerProvider, *noop.TracerProvider:
+		return false
+	}
+	//lint:ignore SA1019 the deprecated no-op provider is still a no-op provider
+	return !isComparable(tp) || tp != trace.NewNoopTracerProvider()
 }
 
 func isComparable(v any) bool {

@@ -126,7 +126,7 @@ func eventAttr(s sdktrace.ReadOnlySpan, name, key string) string {
 		}
 		for _, a := range e.Attributes {
 			if string(a.Key) == key {
-				return a.Value.Emit()
+				return a.Value.String()
 			}
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/courierbus/courier"
@@ -336,4 +338,14 @@ func TestWithPropagator(t *testing.T) {
 	require.Equal(t, "acme", <-got)
 	h.idle(t)
 	requireLinkedTo(t, h.named("process jobs")[0], h.named("send jobs")[0].SpanContext())
+}
+
+// Building the middleware starts no span of its own, even with a sampler
+// that records everything.
+func TestMiddlewareStartsNoProbeSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	_ = otelcourier.Middleware(otelcourier.WithTracerProvider(tp))
+	require.Empty(t, rec.Started())
 }

@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"math"
 	"strconv"
 	"sync"
@@ -108,6 +109,13 @@ var ErrNotHeld = errors.New("middleware: idempotency key not held by this reserv
 // DefaultMaxKeys is how many done keys a [MemoryStore] remembers by default.
 const DefaultMaxKeys = 100_000
 
+// A [MemoryStore] with at least shardedMinKeys for MaxKeys is split into
+// memoryShards shards; a smaller one is a single shard.
+const (
+	memoryShards   = 16
+	shardedMinKeys = memoryShards * 4096
+)
+
 // MemoryStoreOptions configures [NewMemoryStore]. The zero value means the
 // defaults.
 type MemoryStoreOptions struct {
@@ -116,45 +124,84 @@ type MemoryStoreOptions struct {
 	// in [MemoryStoreStats.Evicted]. Zero or less means [DefaultMaxKeys].
 	// Reservations are not counted: there are only as many as deliveries and
 	// sends in progress.
+	//
+	// With MaxKeys at 65,536 (16 × 4096) or more, as by default, the store is
+	// split into 16 shards by a hash of the key, and each remembers at most
+	// MaxKeys/16 (rounded up) done keys: the key forgotten early is the one
+	// closest to its expiry within the shard of the committed key, and a
+	// shard may evict while the store as a whole holds fewer than MaxKeys.
+	// With fewer, the store is one shard and the bound is exact.
 	MaxKeys int
 }
 
 // MemoryStore is the in-process [Store]. Expired keys are dropped by the
 // calls that come after their expiry, so the store runs no goroutine and
-// needs no Close. Each call reads the clock once and costs O(1) amortized
-// when the calls use few distinct leases and TTLs, as [Idempotency] does
-// (three); with q distinct values in use, O(log q). Entries of forgotten keys
-// are kept for reuse, so that in steady state no call allocates. Tokens are
-// 1, 2, 3 and so on. It is safe for concurrent use. It reads time with the
-// time package, so in a testing/synctest bubble its leases and TTLs pass in
-// virtual time.
+// needs no Close. Reserve and Stats read the clock once; Commit and Release
+// do not. Each call costs O(1) amortized when the calls use few distinct
+// leases and TTLs, as [Idempotency] does (three); with q distinct values in
+// use, O(log q). Entries of forgotten keys are kept for reuse, so that in
+// steady state no call allocates. It is safe for concurrent use. It reads
+// time with the time package, so in a testing/synctest bubble its leases and
+// TTLs pass in virtual time.
+//
+// A large store (see [MemoryStoreOptions.MaxKeys]) is split into 16 shards,
+// each with its own lock, so that concurrent calls for different keys seldom
+// wait for each other; a key always goes to the same shard, chosen by a hash
+// of the whole [Key] with a seed of the store's own. Each shard bounds its
+// own done keys and evicts the one closest to expiry among them. Each shard
+// also counts its own tokens, so tokens are unique per key, as the [Store]
+// contract asks, and a token is only ever checked against its own key; the
+// shards' counts are interleaved, so that in fact no two reservations in the
+// store share a token. With one shard, tokens are 1, 2, 3 and so on.
+//
+// Each shard keeps its own time: the latest clock reading of any Reserve or
+// Stats on it. Commit counts the TTL from that time, which is at or after the
+// Reserve of the key being committed, rather than from the instant of the
+// Commit: a done key may expire early by at most as long as it was reserved
+// (the time between its Reserve and its Commit), and never late. Likewise a
+// lease runs out for Commit and Release only once a later call on the shard
+// has read the clock: a holder whose lease ran out can still commit or
+// release while no call has seen that, when nobody else can hold the key.
 //
 // Keys that share a lease or a TTL expire in the order they were reserved or
-// committed, so the store keeps one first-in first-out queue of expiries per
+// committed, so each shard keeps one first-in first-out queue of expiries per
 // lease and per TTL, and a heap of those queues by their first expiry. A key
 // that leaves a queue early (a reservation committed or released) leaves a
 // stale slot behind, skipped once it reaches the front; a queue that holds
 // more stale slots than live ones is compacted, so that the queues stay
 // within about twice the keys the store holds.
 type MemoryStore struct {
-	maxKeys int
+	seed   maphash.Seed
+	mask   uint64 // len(shards) - 1, a power of two less one
+	shards []memoryShard
+}
 
-	mu    sync.Mutex
-	keys  map[Key]int32 // index in ents
-	ents  []storeEntry  // reserved, done and free entries
-	free  int32         // first free entry, linked by next; -1 for none
-	held  queueSet      // reservations, one queue per lease
-	done  queueSet      // committed keys, one queue per ttl
-	nHeld int           // live slots in held
-	nDone int           // live slots in done
+// memoryShard is one part of a [MemoryStore]: the keys whose hash leads to
+// it, under a lock of its own.
+type memoryShard struct {
+	mu      sync.Mutex
+	maxKeys int           // done keys this shard remembers
+	keys    map[Key]int32 // index in ents
+	ents    []storeEntry  // reserved, done and free entries
+	free    int32         // first free entry, linked by next; -1 for none
+	held    queueSet      // reservations, one queue per lease
+	done    queueSet      // committed keys, one queue per ttl
+	nHeld   int           // live slots in held
+	nDone   int           // live slots in done
 	// epoch is the first clock reading, and now the latest, in nanoseconds
 	// since epoch. Calls read the clock before they lock, so they may come in
 	// out of order: now never goes back, so that expiries pushed to a queue
-	// never decrease.
-	epoch   time.Time
-	now     int64
-	nextTok uint64
-	evicted uint64
+	// never decrease. Commit and Release read no clock and use now.
+	epoch time.Time
+	now   int64
+	// The tokens of this shard are base, base+step, base+2*step and so on:
+	// issued of them so far. base is the shard's index plus one, step the
+	// number of shards.
+	issued, base, step uint64
+	evicted            uint64
+	// Keeps the locks and counters of neighbouring shards off each other's
+	// cache lines.
+	_ [64]byte
 }
 
 type storeEntry struct {
@@ -172,7 +219,7 @@ type MemoryStoreStats struct {
 	// Done counts done keys remembered now.
 	Done int
 	// Evicted counts done keys forgotten before their TTL because the store
-	// was full.
+	// (or the key's shard) was full.
 	Evicted uint64
 }
 
@@ -181,7 +228,29 @@ func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
 	if opts.MaxKeys <= 0 {
 		opts.MaxKeys = DefaultMaxKeys
 	}
-	return &MemoryStore{maxKeys: opts.MaxKeys, keys: make(map[Key]int32), free: -1}
+	n := 1
+	if opts.MaxKeys >= shardedMinKeys {
+		n = memoryShards
+	}
+	s := &MemoryStore{mask: uint64(n - 1), shards: make([]memoryShard, n)}
+	if n > 1 {
+		s.seed = maphash.MakeSeed()
+	}
+	perShard := (opts.MaxKeys + n - 1) / n
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.maxKeys, sh.keys, sh.free = perShard, make(map[Key]int32), -1
+		sh.base, sh.step = uint64(i+1), uint64(n)
+	}
+	return s
+}
+
+// shard returns the shard of key.
+func (s *MemoryStore) shard(key Key) *memoryShard {
+	if s.mask == 0 {
+		return &s.shards[0]
+	}
+	return &s.shards[maphash.Comparable(s.seed, key)&s.mask]
 }
 
 // Reserve implements [Store].
@@ -189,16 +258,59 @@ func (s *MemoryStore) Reserve(ctx context.Context, key Key, lease time.Duration)
 	if err := ctx.Err(); err != nil {
 		return Reservation{}, err
 	}
+	sh := s.shard(key)
 	t := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.reserveLocked(key, lease, t), nil
+}
+
+// Commit implements [Store].
+func (s *MemoryStore) Commit(_ context.Context, key Key, token uint64, ttl time.Duration) error {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.commitLocked(key, token, ttl)
+}
+
+// Release implements [Store].
+func (s *MemoryStore) Release(_ context.Context, key Key, token uint64) error {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.releaseLocked(key, token)
+}
+
+// Stats returns a snapshot of the store's contents, expired keys excluded:
+// the sums over its shards, each locked in turn.
+func (s *MemoryStore) Stats() MemoryStoreStats {
+	t := time.Now()
+	var st MemoryStoreStats
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.expireLocked(sh.clockLocked(t))
+		st.Reserved += sh.nHeld
+		st.Done += sh.nDone
+		st.Evicted += sh.evicted
+		sh.mu.Unlock()
+	}
+	return st
+}
+
+// ignoresContext marks a Store whose Commit and Release never look at their
+// context: [Idempotency] then need not detach it from cancellation.
+func (*MemoryStore) ignoresContext() {}
+
+// reserveLocked is Reserve on the shard, with t the clock reading.
+func (s *memoryShard) reserveLocked(key Key, lease time.Duration, t time.Time) Reservation {
 	now := s.clockLocked(t)
 	s.expireLocked(now)
 	if i, ok := s.keys[key]; ok {
 		if s.ents[i].token == 0 {
-			return Reservation{Status: Done}, nil
+			return Reservation{Status: Done}
 		}
-		return Reservation{Status: InProgress}, nil
+		return Reservation{Status: InProgress}
 	}
 	i := s.free
 	if i >= 0 {
@@ -207,22 +319,20 @@ func (s *MemoryStore) Reserve(ctx context.Context, key Key, lease time.Duration)
 		i = int32(len(s.ents))
 		s.ents = append(s.ents, storeEntry{})
 	}
-	s.nextTok++
 	e := &s.ents[i]
-	e.key, e.token, e.next = key, s.nextTok, 0
+	e.key, e.token, e.next = key, s.base+s.issued*s.step, 0
+	s.issued++
 	s.keys[key] = i
 	s.pushLocked(&s.held, i, lease, now)
 	s.nHeld++
-	return Reservation{Status: Reserved, Token: e.token}, nil
+	return Reservation{Status: Reserved, Token: e.token}
 }
 
-// Commit implements [Store].
-func (s *MemoryStore) Commit(_ context.Context, key Key, token uint64, ttl time.Duration) error {
-	t := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.clockLocked(t)
-	s.expireLocked(now)
+// commitLocked is Commit on the shard. It reads no clock: the key expires
+// ttl after the shard's time, which is at or after the key's Reserve, and
+// nothing in the shard is due to expire before that time that was not
+// dropped already.
+func (s *memoryShard) commitLocked(key Key, token uint64, ttl time.Duration) error {
 	i, err := s.heldLocked(key, token)
 	if err != nil {
 		return err
@@ -234,17 +344,13 @@ func (s *MemoryStore) Commit(_ context.Context, key Key, token uint64, ttl time.
 		s.evictLocked()
 	}
 	s.ents[i].token = 0
-	s.pushLocked(&s.done, i, ttl, now)
+	s.pushLocked(&s.done, i, ttl, s.now)
 	s.nDone++
 	return nil
 }
 
-// Release implements [Store].
-func (s *MemoryStore) Release(_ context.Context, key Key, token uint64) error {
-	t := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.expireLocked(s.clockLocked(t))
+// releaseLocked is Release on the shard. It reads no clock either.
+func (s *memoryShard) releaseLocked(key Key, token uint64) error {
 	i, err := s.heldLocked(key, token)
 	if err != nil {
 		return err
@@ -255,22 +361,9 @@ func (s *MemoryStore) Release(_ context.Context, key Key, token uint64) error {
 	return nil
 }
 
-// Stats returns a snapshot of the store's contents, expired keys excluded.
-func (s *MemoryStore) Stats() MemoryStoreStats {
-	t := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.expireLocked(s.clockLocked(t))
-	return MemoryStoreStats{Reserved: s.nHeld, Done: s.nDone, Evicted: s.evicted}
-}
-
-// ignoresContext marks a Store whose Commit and Release never look at their
-// context: [Idempotency] then need not detach it from cancellation.
-func (*MemoryStore) ignoresContext() {}
-
-// clockLocked turns the clock reading t into the store's time: nanoseconds
+// clockLocked turns the clock reading t into the shard's time: nanoseconds
 // since its first reading, never less than the last call's.
-func (s *MemoryStore) clockLocked(t time.Time) int64 {
+func (s *memoryShard) clockLocked(t time.Time) int64 {
 	if s.epoch.IsZero() {
 		s.epoch = t
 	}
@@ -282,7 +375,7 @@ func (s *MemoryStore) clockLocked(t time.Time) int64 {
 	return now
 }
 
-func (s *MemoryStore) heldLocked(key Key, token uint64) (int32, error) {
+func (s *memoryShard) heldLocked(key Key, token uint64) (int32, error) {
 	i, ok := s.keys[key]
 	if !ok || s.ents[i].token == 0 || s.ents[i].token != token {
 		return -1, ErrNotHeld
@@ -291,7 +384,7 @@ func (s *MemoryStore) heldLocked(key Key, token uint64) (int32, error) {
 }
 
 // pushLocked appends entry i to the queue of d in qs, to expire d after now.
-func (s *MemoryStore) pushLocked(qs *queueSet, i int32, d time.Duration, now int64) {
+func (s *memoryShard) pushLocked(qs *queueSet, i int32, d time.Duration, now int64) {
 	q := qs.queue(d)
 	expires := now + int64(d)
 	if d > 0 && expires < now {
@@ -308,7 +401,7 @@ func (s *MemoryStore) pushLocked(qs *queueSet, i int32, d time.Duration, now int
 
 // unlinkLocked makes the slot of entry i stale, and returns its queue, which
 // the caller must settle.
-func (s *MemoryStore) unlinkLocked(i int32) *expiryQueue {
+func (s *memoryShard) unlinkLocked(i int32) *expiryQueue {
 	e := &s.ents[i]
 	q := e.q
 	e.gen++
@@ -319,7 +412,7 @@ func (s *MemoryStore) unlinkLocked(i int32) *expiryQueue {
 
 // forgetLocked drops entry i from its queue (the caller settles it) and the
 // keys, and keeps it for reuse.
-func (s *MemoryStore) forgetLocked(i int32) {
+func (s *memoryShard) forgetLocked(i int32) {
 	s.unlinkLocked(i)
 	e := &s.ents[i]
 	if e.token == 0 {
@@ -332,13 +425,13 @@ func (s *MemoryStore) forgetLocked(i int32) {
 	s.free = i
 }
 
-func (s *MemoryStore) stale(sl *slot) bool { return s.ents[sl.ent].gen != sl.gen }
+func (s *memoryShard) stale(sl *slot) bool { return s.ents[sl.ent].gen != sl.gen }
 
 // settleLocked restores the invariants of q, in qs, after a slot of it went
 // stale (moved false) or its first slot was taken out (moved true): the first
 // slot is live, stale slots are at most as many as live ones (give or take),
 // and q is in its place in qs's heap, or out of it if empty.
-func (s *MemoryStore) settleLocked(qs *queueSet, q *expiryQueue, moved bool) {
+func (s *memoryShard) settleLocked(qs *queueSet, q *expiryQueue, moved bool) {
 	for q.n > 0 && s.stale(q.front()) {
 		q.popFront()
 		moved = true
@@ -361,7 +454,7 @@ const compactSlack = 16
 // compactLocked drops the stale slots of q, keeping the order of the others.
 // The first slot is live, so it stays first. It takes out more than half the
 // slots, so it costs O(1) per stale slot, amortized.
-func (s *MemoryStore) compactLocked(q *expiryQueue) {
+func (s *memoryShard) compactLocked(q *expiryQueue) {
 	w := 0
 	for r := range q.n {
 		if sl := q.at(r); !s.stale(sl) {
@@ -373,7 +466,7 @@ func (s *MemoryStore) compactLocked(q *expiryQueue) {
 }
 
 // evictLocked forgets the done key that expires first.
-func (s *MemoryStore) evictLocked() {
+func (s *memoryShard) evictLocked() {
 	q := s.done.heap[0]
 	i := q.front().ent
 	q.popFront()
@@ -383,7 +476,7 @@ func (s *MemoryStore) evictLocked() {
 }
 
 // expireLocked drops every reservation and done key whose time has come.
-func (s *MemoryStore) expireLocked(now int64) {
+func (s *memoryShard) expireLocked(now int64) {
 	for _, qs := range [...]*queueSet{&s.held, &s.done} {
 		for len(qs.heap) > 0 {
 			q := qs.heap[0]
@@ -404,9 +497,9 @@ func (s *MemoryStore) expireLocked(now int64) {
 // slot is a place in an expiryQueue. It is stale once its entry's gen has
 // moved on: the entry left the queue, and may be in use again elsewhere.
 type slot struct {
-	expires int64 // in the store's time
+	expires int64 // in the shard's time
 	gen     uint64
-	ent     int32 // index in MemoryStore.ents
+	ent     int32 // index in memoryShard.ents
 }
 
 // expiryQueue holds the slots of one lease or TTL, in the order they were

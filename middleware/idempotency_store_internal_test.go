@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -12,9 +13,33 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// checkStore checks the invariants of the store's queues, and returns how
-// many slots, live or stale, and how much ring capacity its queues hold.
+// checkStore checks the invariants of the store's shards and their queues,
+// and returns how many slots, live or stale, and how much ring capacity the
+// queues hold.
 func checkStore(t *testing.T, s *MemoryStore) (slots, capacity int) {
+	t.Helper()
+	require.Equal(t, uint64(len(s.shards)-1), s.mask)
+	require.Zero(t, len(s.shards)&(len(s.shards)-1), "a power of two")
+	for i := range s.shards {
+		sh := &s.shards[i]
+		n, c := checkShard(t, sh)
+		slots, capacity = slots+n, capacity+c
+		sh.mu.Lock()
+		for k := range sh.keys {
+			if s.shard(k) != sh {
+				t.Fatalf("key %v: in shard %d, hashed to another", k, i)
+			}
+		}
+		require.Equal(t, uint64(i+1), sh.base)
+		require.Equal(t, uint64(len(s.shards)), sh.step)
+		sh.mu.Unlock()
+	}
+	return slots, capacity
+}
+
+// checkShard checks the invariants of one shard's queues, and returns how
+// many slots and how much ring capacity they hold.
+func checkShard(t *testing.T, s *memoryShard) (slots, capacity int) {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -50,6 +75,9 @@ func checkStore(t *testing.T, s *MemoryStore) (slots, capacity int) {
 				if live[sl.ent] || s.ents[sl.ent].q != q {
 					t.Fatalf("queue %v: entry %d live twice, or in another queue", q.d, sl.ent)
 				}
+				if sl.expires <= s.now && q.d > 0 {
+					t.Fatalf("queue %v: slot %d expired at %d, still there at %d", q.d, r, sl.expires, s.now)
+				}
 				live[sl.ent] = true
 			}
 			require.Equal(t, q.live, nLive)
@@ -68,10 +96,14 @@ func checkStore(t *testing.T, s *MemoryStore) (slots, capacity int) {
 			}
 		}
 	}
+	require.LessOrEqual(t, s.nDone, s.maxKeys)
 	require.Len(t, s.keys, s.nHeld+s.nDone)
 	for k, i := range s.keys {
 		if s.ents[i].key != k || !live[i] {
 			t.Fatalf("key %v: entry %d holds %v, live %v", k, i, s.ents[i].key, live[i])
+		}
+		if tok := s.ents[i].token; tok != 0 && (tok < s.base || (tok-s.base)%s.step != 0 || tok >= s.base+s.issued*s.step) {
+			t.Fatalf("key %v: token %d not one of the shard's", k, tok)
 		}
 	}
 	free := 0
@@ -124,15 +156,16 @@ func TestMemoryStoreQueuesStayBounded(t *testing.T) {
 	// plus slack, in rings at most twice as long.
 	require.LessOrEqual(t, maxSlots, 2*150+2*compactSlack)
 	require.LessOrEqual(t, maxCap, 2*(2*150+2*compactSlack))
-	require.LessOrEqual(t, len(s.ents), 151+1)
+	require.Len(t, s.shards, 1)
+	require.LessOrEqual(t, len(s.shards[0].ents), 151+1)
 	require.NoError(t, s.Release(ctx, Key{ID: "pinned"}, pinned.Token))
 }
 
 // TestMemoryStoreClockNeverGoesBack checks that a call that read the clock
-// before an earlier call locked the store uses that call's time, so that the
+// before an earlier call locked the shard uses that call's time, so that the
 // queues stay in order of expiry.
 func TestMemoryStoreClockNeverGoesBack(t *testing.T) {
-	s := NewMemoryStore(MemoryStoreOptions{})
+	s := &NewMemoryStore(MemoryStoreOptions{}).shards[0]
 	t0 := time.Now()
 	require.Zero(t, s.clockLocked(t0))
 	require.Equal(t, int64(time.Second), s.clockLocked(t0.Add(time.Second)))
@@ -140,24 +173,62 @@ func TestMemoryStoreClockNeverGoesBack(t *testing.T) {
 	require.Equal(t, int64(2*time.Second), s.clockLocked(t0.Add(2*time.Second)))
 }
 
+// TestMemoryStoreCommitCountsFromTheShardsTime checks that Commit and
+// Release read no clock: a TTL counts from the shard's time (the latest
+// Reserve or Stats on it), so a done key expires early rather than late, and
+// a lease that ran out while nobody looked still lets its holder commit.
+func TestMemoryStoreCommitCountsFromTheShardsTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s := NewMemoryStore(MemoryStoreOptions{MaxKeys: 10})
+		r, err := s.Reserve(ctx, Key{ID: "a"}, time.Minute)
+		require.NoError(t, err)
+		time.Sleep(2 * time.Minute) // the lease ran out, unseen
+		require.NoError(t, s.Commit(ctx, Key{ID: "a"}, r.Token, time.Hour), "nobody else could reserve it")
+		sh := &s.shards[0]
+		require.Zero(t, sh.now, "the shard's time did not move")
+		time.Sleep(time.Hour - 2*time.Minute)
+		require.Equal(t, MemoryStoreStats{}, s.Stats(), "an hour after the Reserve: gone, though committed later")
+
+		r, err = s.Reserve(ctx, Key{ID: "b"}, time.Minute)
+		require.NoError(t, err)
+		time.Sleep(2 * time.Minute)
+		require.Equal(t, MemoryStoreStats{}, s.Stats(), "the lease ran out, seen by Stats")
+		require.ErrorIs(t, s.Release(ctx, Key{ID: "b"}, r.Token), ErrNotHeld)
+		checkStore(t, s)
+	})
+}
+
 // TestMemoryStoreAgainstModel runs random calls with several leases and TTLs
 // against a plain model of the store, checking every outcome and the
 // invariants of the queues. The durations are whole minutes apart from an
 // odd nanosecond count, and time moves in whole minutes, so that no two keys
 // of different durations expire at the same instant and the key to evict is
-// never in doubt.
+// never in doubt. The sharded runs use a default store, with a small bound
+// per shard so that shards evict.
 func TestMemoryStoreAgainstModel(t *testing.T) {
-	for _, maxDurations := range []int{3, 20} { // 20: more queues than keepQueues
-		t.Run(strconv.Itoa(maxDurations), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) { testAgainstModel(t, maxDurations) })
-		})
+	for _, sharded := range []bool{false, true} {
+		for _, maxDurations := range []int{3, 20} { // 20: more queues than keepQueues
+			t.Run(fmt.Sprintf("sharded=%v/%d", sharded, maxDurations), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) { testAgainstModel(t, maxDurations, sharded) })
+			})
+		}
 	}
 }
 
-func testAgainstModel(t *testing.T, nDurations int) {
-	const maxKeys = 20
+func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 	ctx := context.Background()
+	// maxKeys is the bound on done keys of each shard; nKeys the keys in use.
+	maxKeys, nKeys := 20, 60
 	s := NewMemoryStore(MemoryStoreOptions{MaxKeys: maxKeys})
+	if sharded {
+		maxKeys, nKeys = 2, 64
+		s = NewMemoryStore(MemoryStoreOptions{})
+		require.Len(t, s.shards, memoryShards)
+		for i := range s.shards {
+			s.shards[i].maxKeys = maxKeys
+		}
+	}
 	rnd := rand.New(rand.NewPCG(3, uint64(nDurations)))
 	durations := make([]time.Duration, nDurations)
 	for i := range durations {
@@ -169,32 +240,40 @@ func testAgainstModel(t *testing.T, nDurations int) {
 		seq     int // order of commit, among equal expiries
 	}
 	model := map[Key]*modelKey{}
+	// clock is the time of each shard: of the latest Reserve or Stats on it.
+	// Commit and Release count from it and expire nothing.
+	clock := map[*memoryShard]time.Time{}
+	tokens := map[uint64]bool{}
 	seq := 0
-	expire := func(now time.Time) {
+	expire := func(now time.Time, sh *memoryShard) {
+		clock[sh] = now
 		for k, m := range model {
-			if !now.Before(m.expires) {
+			if s.shard(k) == sh && !now.Before(m.expires) {
 				delete(model, k)
 			}
 		}
 	}
 	var evicted uint64
-	for range 5000 {
+	for n := range 5000 {
 		if rnd.IntN(20) == 0 {
 			time.Sleep(time.Duration(rnd.IntN(10)) * time.Minute)
 		}
-		now := time.Now()
-		expire(now)
-		k := Key{ID: strconv.Itoa(rnd.IntN(60))}
+		k := Key{Scope: "s", ID: strconv.Itoa(rnd.IntN(nKeys))}
+		sh := s.shard(k)
 		d := durations[rnd.IntN(len(durations))]
 		m := model[k]
 		switch op := rnd.IntN(3); {
 		case op == 0 || m == nil:
+			expire(time.Now(), sh)
+			m = model[k]
 			r, err := s.Reserve(ctx, k, d)
 			require.NoError(t, err)
 			switch {
 			case m == nil:
 				require.Equal(t, Reserved, r.Status)
-				model[k] = &modelKey{token: r.Token, expires: now.Add(d)}
+				require.False(t, tokens[r.Token], "a token used before")
+				tokens[r.Token] = true
+				model[k] = &modelKey{token: r.Token, expires: clock[sh].Add(d)}
 			case m.token == 0:
 				require.Equal(t, Reservation{Status: Done}, r)
 			default:
@@ -208,9 +287,9 @@ func testAgainstModel(t *testing.T, nDurations int) {
 		default:
 			require.NoError(t, s.Commit(ctx, k, m.token, d))
 			var done []Key
-			for k, m := range model {
-				if m.token == 0 {
-					done = append(done, k)
+			for k2, m := range model {
+				if m.token == 0 && s.shard(k2) == sh {
+					done = append(done, k2)
 				}
 			}
 			if len(done) == maxKeys {
@@ -224,9 +303,35 @@ func testAgainstModel(t *testing.T, nDurations int) {
 				evicted++
 			}
 			seq++
-			m.token, m.expires, m.seq = 0, now.Add(d), seq
+			m.token, m.expires, m.seq = 0, clock[sh].Add(d), seq
 		}
-		checkStore(t, s)
+		if n%50 == 0 {
+			checkStore(t, s)
+		} else {
+			checkShard(t, sh)
+		}
+		nKeys := 0
+		for i := range s.shards {
+			nKeys += len(s.shards[i].keys)
+		}
+		require.Len(t, model, nKeys)
+		for k, m := range model {
+			sh := s.shard(k)
+			i, ok := sh.keys[k]
+			if !ok {
+				t.Fatalf("key %v: not in the store", k)
+			}
+			if sh.ents[i].token != m.token {
+				t.Fatalf("key %v: token %d, want %d", k, sh.ents[i].token, m.token)
+			}
+		}
+		if rnd.IntN(4) > 0 { // now and then, let the shards' time lag
+			continue
+		}
+		now := time.Now()
+		for i := range s.shards {
+			expire(now, &s.shards[i])
+		}
 		st := MemoryStoreStats{Evicted: evicted}
 		for _, m := range model {
 			if m.token == 0 {
@@ -236,18 +341,180 @@ func testAgainstModel(t *testing.T, nDurations int) {
 			}
 		}
 		require.Equal(t, st, s.Stats())
-		for k, m := range model {
-			i, ok := s.keys[k]
-			if !ok {
-				t.Fatalf("key %v: not in the store", k)
-			}
-			if s.ents[i].token != m.token {
-				t.Fatalf("key %v: token %d, want %d", k, s.ents[i].token, m.token)
-			}
-		}
 	}
 	require.NotZero(t, evicted)
 	if nDurations > keepQueues {
-		require.NotNil(t, s.done.byDur)
+		require.NotNil(t, s.shards[0].done.byDur)
 	}
+}
+
+// TestMemoryStoreShardedKeys checks that a store with the default MaxKeys
+// spreads keys over its shards, and that each key still behaves as in a
+// single store: reserve, in progress, commit, done, release, lease and TTL
+// expiry, and tokens unique in the store.
+func TestMemoryStoreShardedKeys(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s := NewMemoryStore(MemoryStoreOptions{})
+		require.Len(t, s.shards, memoryShards)
+		for i := range s.shards {
+			require.Equal(t, (DefaultMaxKeys+memoryShards-1)/memoryShards, s.shards[i].maxKeys)
+		}
+		const n = 256
+		keys := make([]Key, n)
+		tokens := make([]uint64, n)
+		seen := map[uint64]bool{}
+		for i := range keys {
+			keys[i] = Key{Scope: "handled/orders", ID: "order-" + strconv.Itoa(i)}
+			r, err := s.Reserve(ctx, keys[i], time.Minute)
+			require.NoError(t, err)
+			require.Equal(t, Reserved, r.Status)
+			require.False(t, seen[r.Token], "token %d handed out twice", r.Token)
+			seen[r.Token] = true
+			tokens[i] = r.Token
+		}
+		used := 0
+		for i := range s.shards {
+			if s.shards[i].nHeld > 0 {
+				used++
+			}
+			require.Less(t, s.shards[i].nHeld, n/2, "shard %d holds most keys", i)
+		}
+		require.Equal(t, memoryShards, used, "256 keys over 16 shards leave none empty")
+		// The same ID in another scope is another key.
+		other := Key{Scope: "sent/orders", ID: keys[0].ID}
+		r, err := s.Reserve(ctx, other, time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, Reserved, r.Status)
+		require.NoError(t, s.Release(ctx, other, r.Token))
+
+		// A third commits, a third releases, a third stays reserved.
+		for i, k := range keys {
+			r, err := s.Reserve(ctx, k, time.Minute)
+			require.NoError(t, err)
+			require.Equal(t, Reservation{Status: InProgress}, r)
+			switch i % 3 {
+			case 0:
+				require.ErrorIs(t, s.Commit(ctx, k, tokens[i]+1, time.Hour), ErrNotHeld)
+				require.NoError(t, s.Commit(ctx, k, tokens[i], time.Hour))
+				require.ErrorIs(t, s.Commit(ctx, k, tokens[i], time.Hour), ErrNotHeld)
+			case 1:
+				require.ErrorIs(t, s.Release(ctx, k, tokens[(i+1)%n]), ErrNotHeld, "another key's token")
+				require.NoError(t, s.Release(ctx, k, tokens[i]))
+			}
+		}
+		checkStore(t, s)
+		nDone, nHeld := (n+2)/3, (n+0)/3
+		require.Equal(t, MemoryStoreStats{Reserved: nHeld, Done: nDone}, s.Stats())
+		status := func(i int) ReserveStatus {
+			t.Helper()
+			r, err := s.Reserve(ctx, keys[i], time.Minute)
+			require.NoError(t, err)
+			if r.Status == Reserved {
+				require.False(t, seen[r.Token], "token %d handed out twice", r.Token)
+				seen[r.Token] = true
+				require.NoError(t, s.Release(ctx, keys[i], r.Token))
+			}
+			return r.Status
+		}
+		for i := range keys {
+			require.Equal(t, [...]ReserveStatus{Done, Reserved, InProgress}[i%3], status(i), i)
+		}
+
+		time.Sleep(time.Minute) // the leases run out
+		require.Equal(t, MemoryStoreStats{Done: nDone}, s.Stats())
+		for i := range keys {
+			if i%3 == 2 {
+				require.ErrorIs(t, s.Commit(ctx, keys[i], tokens[i], time.Hour), ErrNotHeld)
+				require.Equal(t, Reserved, status(i))
+			}
+		}
+		time.Sleep(time.Hour - time.Minute) // the TTLs run out
+		require.Equal(t, MemoryStoreStats{}, s.Stats())
+		for i := range keys {
+			require.Equal(t, Reserved, status(i), i)
+		}
+		checkStore(t, s)
+	})
+}
+
+// TestMemoryStoreShardedStats checks that Stats sums its shards, evictions
+// included, and that each shard evicts the key closest to expiry among its
+// own.
+func TestMemoryStoreShardedStats(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s := NewMemoryStore(MemoryStoreOptions{})
+		const perShard = 4
+		for i := range s.shards {
+			s.shards[i].maxKeys = perShard
+		}
+		// Commit keys until every shard is full, then one more per shard, with
+		// a TTL that puts it first to expire: it evicts a key of its own shard
+		// (the first committed there), and is not evicted itself.
+		byShard := make(map[*memoryShard][]Key)
+		commit := func(k Key, ttl time.Duration) {
+			t.Helper()
+			r, err := s.Reserve(ctx, k, time.Minute)
+			require.NoError(t, err)
+			require.Equal(t, Reserved, r.Status)
+			require.NoError(t, s.Commit(ctx, k, r.Token, ttl))
+		}
+		full := 0
+		for i := 0; full < memoryShards; i++ {
+			k := Key{Scope: "s", ID: strconv.Itoa(i)}
+			sh := s.shard(k)
+			if len(byShard[sh]) == perShard {
+				continue
+			}
+			commit(k, time.Hour+time.Duration(i)*time.Second)
+			byShard[sh] = append(byShard[sh], k)
+			if len(byShard[sh]) == perShard {
+				full++
+			}
+		}
+		held, err := s.Reserve(ctx, Key{Scope: "s", ID: "held"}, time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, MemoryStoreStats{Reserved: 1, Done: memoryShards * perShard}, s.Stats())
+
+		extra := map[*memoryShard]bool{}
+		for i := 0; len(extra) < memoryShards; i++ {
+			k := Key{Scope: "extra", ID: strconv.Itoa(i)}
+			sh := s.shard(k)
+			if extra[sh] {
+				continue
+			}
+			extra[sh] = true
+			commit(k, time.Minute)
+			require.Equal(t, uint64(1), sh.evicted)
+			require.Equal(t, perShard, sh.nDone)
+		}
+		var sum MemoryStoreStats
+		for i := range s.shards {
+			sh := &s.shards[i]
+			sum.Reserved += sh.nHeld
+			sum.Done += sh.nDone
+			sum.Evicted += sh.evicted
+		}
+		want := MemoryStoreStats{Reserved: 1, Done: memoryShards * perShard, Evicted: memoryShards}
+		require.Equal(t, want, sum)
+		require.Equal(t, want, s.Stats())
+		for _, keys := range byShard {
+			for j, k := range keys {
+				r, err := s.Reserve(ctx, k, time.Minute)
+				require.NoError(t, err)
+				if j == 0 {
+					require.Equal(t, Reserved, r.Status, "the shard's first to expire is evicted")
+					require.NoError(t, s.Release(ctx, k, r.Token))
+				} else {
+					require.Equal(t, Done, r.Status)
+				}
+			}
+		}
+
+		time.Sleep(time.Minute) // the extra keys and the reservation expire
+		require.Equal(t, MemoryStoreStats{Done: memoryShards * (perShard - 1), Evicted: memoryShards}, s.Stats())
+		require.ErrorIs(t, s.Release(ctx, Key{Scope: "s", ID: "held"}, held.Token), ErrNotHeld)
+		checkStore(t, s)
+	})
 }

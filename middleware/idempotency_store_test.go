@@ -203,6 +203,45 @@ func TestMemoryStoreDoesNotAllocateInSteadyState(t *testing.T) {
 	require.Zero(t, testing.AllocsPerRun(1000, one))
 }
 
+// TestMemoryStoreShardedDoesNotAllocate checks that a store with the default
+// MaxKeys, split into shards, allocates nothing in steady state either, once
+// every shard is full and every commit evicts.
+func TestMemoryStoreShardedDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	if testing.Short() {
+		t.Skip("fills 100,000 keys")
+	}
+	ctx := context.Background()
+	s := middleware.NewMemoryStore(middleware.MemoryStoreOptions{})
+	// Each key is reused only after twice MaxKeys commits, once evicted.
+	keys := make([]middleware.Key, 2*middleware.DefaultMaxKeys)
+	for i := range keys {
+		keys[i] = middleware.Key{Scope: "handled/orders", ID: fmt.Sprint("order-", i)}
+	}
+	n := 0
+	one := func() {
+		k := keys[n%len(keys)]
+		n++
+		r, err := s.Reserve(ctx, k, time.Minute)
+		if err != nil || r.Status != middleware.Reserved {
+			panic(fmt.Sprint(k, r, err))
+		}
+		if err := s.Commit(ctx, k, r.Token, time.Hour); err != nil {
+			panic(err)
+		}
+	}
+	for range len(keys) + 1000 {
+		one()
+	}
+	require.Zero(t, testing.AllocsPerRun(1000, one))
+	st := s.Stats()
+	require.Positive(t, st.Evicted)
+	require.LessOrEqual(t, st.Done, middleware.DefaultMaxKeys)
+	require.Greater(t, st.Done, middleware.DefaultMaxKeys*9/10, "the shards are about even")
+}
+
 // TestMemoryStoreMixesDurations checks that, with several TTLs and leases in
 // use at once, keys expire at their own time and eviction takes the done key
 // that expires first, whichever TTL it has.

@@ -7,7 +7,9 @@
 // nats-server with JetStream file storage in a directory, so a single-binary
 // service gets streams that survive a crash and a restart, and [Connect]
 // reaches an external server or cluster by URL, with reconnects and a clear
-// error when nothing answers. The transport itself, which maps queues,
+// error when nothing answers. [Codec] (JSON by default) encodes bodies, and
+// [EncodeHeaders] and [DecodeHeaders] carry a message's metadata in NATS
+// headers. The transport itself, which maps queues,
 // topics, retries, dead letters and ordering keys onto streams and
 // consumers, comes next; it must pass the core's conformance suite
 // (couriertest/conformance) unchanged.

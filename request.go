@@ -32,6 +32,7 @@ type RequestQueue[Req, Resp any] struct {
 type replies[Resp any] struct {
 	mu      sync.Mutex
 	waiting map[string]*waiter[Resp] // request message ID → its caller
+	watched atomic.Int64             // waiters in waiting that want started: none, no lookup per delivery
 
 	delivered, dropped atomic.Uint64
 }
@@ -207,6 +208,9 @@ func (rq *RequestQueue[Req, Resp]) send(ctx context.Context, m *Message[Req], w 
 	id := m.ID
 	rq.rc.mu.Lock()
 	rq.rc.waiting[id] = w
+	if w.started != nil {
+		rq.rc.watched.Add(1)
+	}
 	rq.rc.mu.Unlock()
 	if err := rq.q.c.sendFunc()(ctx, m); err != nil {
 		rq.rc.forget(id)
@@ -220,13 +224,27 @@ func (rq *RequestQueue[Req, Resp]) send(ctx context.Context, m *Message[Req], w 
 func (rc *replies[Resp]) forget(id string) bool {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	_, ok := rc.waiting[id]
+	return rc.takeLocked(id) != nil
+}
+
+// takeLocked removes and returns the caller of request id, or nil.
+func (rc *replies[Resp]) takeLocked(id string) *waiter[Resp] {
+	w := rc.waiting[id]
+	if w == nil {
+		return nil
+	}
 	delete(rc.waiting, id)
-	return ok
+	if w.started != nil {
+		rc.watched.Add(-1)
+	}
+	return w
 }
 
 // started tells the caller of request id, if it asks, that an attempt began.
 func (rc *replies[Resp]) started(id string, attempt int) {
+	if rc.watched.Load() == 0 {
+		return // only Request callers wait, and they do not ask
+	}
 	rc.mu.Lock()
 	w := rc.waiting[id]
 	rc.mu.Unlock()
@@ -238,8 +256,7 @@ func (rc *replies[Resp]) started(id string, attempt int) {
 // reply hands the outcome of request id to its caller, or counts it dropped.
 func (rc *replies[Resp]) reply(id string, resp Resp, err error) {
 	rc.mu.Lock()
-	w := rc.waiting[id]
-	delete(rc.waiting, id)
+	w := rc.takeLocked(id)
 	rc.mu.Unlock()
 	if w == nil {
 		rc.dropped.Add(1)
@@ -257,8 +274,7 @@ func (rc *replies[Resp]) reply(id string, resp Resp, err error) {
 func (rc *replies[Resp]) handled(env Envelope) {
 	id := env.Meta().ID
 	rc.mu.Lock()
-	w := rc.waiting[id]
-	delete(rc.waiting, id)
+	w := rc.takeLocked(id)
 	rc.mu.Unlock()
 	if w != nil {
 		var zero Resp

@@ -24,13 +24,15 @@ type Bus struct {
 	retryHooks []func(RetryInfo)
 	retry      RetryPolicy
 	grace      time.Duration
-	optErr     error // from New's options; reported by NewQueue and NewTopic
+	optErr     error     // from New's options; reported by NewQueue and NewTopic
+	transport  Transport // nil: the in-memory engine
 
 	mu        sync.Mutex
 	state     busState
 	names     map[string]declaration
 	mailboxes []*mailbox
 	topics    []*topicCore
+	remotes   []*remoteInbox // the transport inboxes this bus consumes or reads
 	mws       []Middleware
 	workers   int
 	noWorkers chan struct{} // closed when workers drops to 0 after the stop began
@@ -41,6 +43,8 @@ type Bus struct {
 
 	handlerCtx     context.Context // parent of every handler context
 	cancelHandlers context.CancelFunc
+	recvCtx        context.Context // ends when transport receivers must stop
+	cancelRecv     context.CancelFunc
 
 	drainGen  atomic.Uint64 // counts sends admitted while draining
 	drainPoke chan struct{} // cap 1: some mailbox emptied while draining
@@ -54,6 +58,7 @@ type Bus struct {
 
 	shutdownDead atomic.Int64
 	abandoned    atomic.Int64
+	returned     atomic.Int64 // transport deliveries handed back at the stop
 	stopOnce     sync.Once
 	stopErr      error
 }
@@ -121,6 +126,7 @@ func New(opts ...BusOption) *Bus {
 		}
 	}
 	b.handlerCtx, b.cancelHandlers = context.WithCancel(context.Background())
+	b.recvCtx, b.cancelRecv = context.WithCancel(context.Background())
 	b.sched = newScheduler()
 	return b
 }
@@ -254,6 +260,12 @@ func (b *Bus) Shutdown(ctx context.Context) error {
 		mb.beginDrain()
 	}
 	var cause error
+	var poll <-chan time.Time
+	if b.transport != nil {
+		t := time.NewTicker(remotePoll)
+		defer t.Stop()
+		poll = t.C
+	}
 	for {
 		gen := b.drainGen.Load()
 		all := true
@@ -263,11 +275,13 @@ func (b *Bus) Shutdown(ctx context.Context) error {
 				break
 			}
 		}
-		if all && b.drainGen.Load() == gen {
+		if all && b.drainGen.Load() == gen && b.remotesDrained() {
 			break
 		}
 		select {
 		case <-b.drainPoke:
+			continue
+		case <-poll:
 			continue
 		case <-ctx.Done():
 			cause = ctx.Err()
@@ -304,6 +318,11 @@ func (b *Bus) doStop(cause error) error {
 	topics := b.topics
 	b.mu.Unlock()
 
+	b.cancelRecv()
+	remotes := b.remoteInboxes()
+	for _, ri := range remotes {
+		ri.stopReceiving()
+	}
 	b.cancelHandlers()
 	for _, mb := range mbs {
 		for _, rec := range mb.stop() {
@@ -322,9 +341,15 @@ func (b *Bus) doStop(cause error) error {
 				b.announce(rec)
 			}
 		}
+		for _, ri := range remotes {
+			// The broker delivers their messages again once its
+			// acknowledgement wait runs out.
+			b.abandoned.Add(ri.inFlight.Load())
+		}
 	}
-	if n := b.shutdownDead.Load(); n > 0 {
-		return &ShutdownError{DeadLettered: int(n), Abandoned: int(b.abandoned.Load()), Cause: cause}
+	dead, abandoned, returned := b.shutdownDead.Load(), b.abandoned.Load(), b.returned.Load()
+	if dead > 0 || abandoned > 0 || returned > 0 {
+		return &ShutdownError{DeadLettered: int(dead), Abandoned: int(abandoned), Returned: int(returned), Cause: cause}
 	}
 	return nil
 }
@@ -367,7 +392,7 @@ func (b *Bus) Stats() BusStats {
 	b.mu.Unlock()
 	s := BusStats{Queues: make(map[string]Stats), Topics: make(map[string]TopicStats)}
 	for _, q := range queues {
-		qs := q.mb.snapshot()
+		qs := q.store().snapshot()
 		s.Queues[q.name] = qs
 		s.Total.add(qs)
 	}

@@ -76,13 +76,17 @@ type DeadLetter[T any] struct {
 
 // DeadLetterQueue is the typed view of one queue's or subscription's dead
 // letters. Its methods are safe for concurrent use.
+//
+// Over a [Transport] the dead letters are in the broker: each call reads or
+// changes them there, and List and Count log a broker error and return what
+// they have.
 type DeadLetterQueue[T any] struct {
-	mb *mailbox
+	s dlqStore
 }
 
 // List returns the dead letters, oldest first.
 func (q *DeadLetterQueue[T]) List() []DeadLetter[T] {
-	infos := q.mb.deadLetters()
+	infos := q.s.deadLetters()
 	out := make([]DeadLetter[T], len(infos))
 	for i, info := range infos {
 		out[i] = typedDeadLetter[T](info)
@@ -91,7 +95,7 @@ func (q *DeadLetterQueue[T]) List() []DeadLetter[T] {
 }
 
 // Count returns how many dead letters the queue holds.
-func (q *DeadLetterQueue[T]) Count() int { return q.mb.deadLetterCount() }
+func (q *DeadLetterQueue[T]) Count() int { return q.s.deadLetterCount() }
 
 // Replay sends every dead letter back to its queue or subscription, oldest
 // first, and returns how many it sent. See [DeadLetterQueue.ReplayIf].
@@ -114,7 +118,7 @@ func (q *DeadLetterQueue[T]) ReplayIf(ctx context.Context, keep func(DeadLetter[
 	if keep != nil {
 		pred = func(info DeadLetterInfo) bool { return keep(typedDeadLetter[T](info)) }
 	}
-	return q.mb.replay(ctx, pred)
+	return q.s.replay(ctx, pred)
 }
 
 // Purge removes every dead letter and returns how many it removed.
@@ -127,7 +131,7 @@ func (q *DeadLetterQueue[T]) PurgeIf(match func(DeadLetter[T]) bool) int {
 	if match != nil {
 		pred = func(info DeadLetterInfo) bool { return match(typedDeadLetter[T](info)) }
 	}
-	return len(q.mb.takeDeadLetters(pred))
+	return len(q.s.takeDeadLetters(pred))
 }
 
 func typedDeadLetter[T any](info DeadLetterInfo) DeadLetter[T] {

@@ -70,6 +70,10 @@ var (
 	// idempotency middleware found its key done, or other middleware
 	// acknowledged it.
 	ErrNoReply = errors.New("courier: request acknowledged without a reply")
+
+	// ErrUnsupported is wrapped by the error a declaration returns when the
+	// bus's [Transport] cannot give a semantic it asks for.
+	ErrUnsupported = errors.New("courier: not supported by the transport")
 )
 
 func invalidOption(format string, args ...any) error {
@@ -128,8 +132,10 @@ func IsPermanent(err error) bool {
 }
 
 // ShutdownError is returned by Shutdown and Close when messages could not be
-// delivered before the bus stopped. Each of them is in the dead-letter queue of
-// its queue or subscription with reason [ReasonShutdown].
+// delivered before the bus stopped. In memory, each of them is in the
+// dead-letter queue of its queue or subscription with reason
+// [ReasonShutdown]. Over a [Transport], they stay in the broker instead, for
+// the next consumer: Returned counts those this bus had received.
 type ShutdownError struct {
 	// DeadLettered counts the messages dead-lettered by the stop, abandoned
 	// ones included.
@@ -137,6 +143,10 @@ type ShutdownError struct {
 	// Abandoned counts the messages whose handlers were still running after
 	// their contexts were cancelled and the grace period ran out.
 	Abandoned int
+	// Returned counts the messages a transport delivered to this bus that
+	// the stop handed back to the broker unhandled; the broker delivers them
+	// again. Always 0 in memory.
+	Returned int
 	// Cause is why the bus stopped before draining: the Shutdown context's
 	// error, or nil for Close.
 	Cause error
@@ -146,6 +156,9 @@ func (e *ShutdownError) Error() string {
 	msg := fmt.Sprintf("courier: shutdown dead-lettered %d undelivered message(s)", e.DeadLettered)
 	if e.Abandoned > 0 {
 		msg += fmt.Sprintf(" (%d abandoned in running handlers)", e.Abandoned)
+	}
+	if e.Returned > 0 {
+		msg += fmt.Sprintf(", handed %d back to the transport", e.Returned)
 	}
 	if e.Cause != nil {
 		msg += ": " + e.Cause.Error()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // WaitIdle blocks until the bus is idle: no queue or subscription that has a
@@ -12,7 +13,9 @@ import (
 // retry hook call has returned. Messages in a queue nobody consumes do not
 // hold it up, since nothing would ever move them.
 //
-// WaitIdle waits on the engine's own signals, never by polling. It waits for
+// In memory, WaitIdle waits on the engine's own signals, never by polling;
+// over a [Transport] it also asks the broker, every few milliseconds, what
+// the inboxes this bus consumes still hold. It waits for
 // scheduled messages too: in a [testing/synctest] bubble (with the bus created
 // inside it) a delay or backoff of minutes passes at once in virtual time;
 // outside one it passes in real time. When ctx ends first, WaitIdle returns an
@@ -37,10 +40,20 @@ func (b *Bus) WaitIdle(ctx context.Context) error {
 		if b.idle() {
 			return nil
 		}
+		var poll *time.Timer
+		var tick <-chan time.Time
+		if b.transport != nil {
+			poll = time.NewTimer(remotePoll)
+			tick = poll.C
+		}
 		select {
 		case <-ch:
+		case <-tick:
 		case <-ctx.Done():
 			return fmt.Errorf("courier: bus not idle: %w (pending: %s)", ctx.Err(), b.pending())
+		}
+		if poll != nil {
+			poll.Stop()
 		}
 	}
 }
@@ -67,6 +80,9 @@ func (b *Bus) idle() bool {
 			return false
 		}
 	}
+	if !b.remotesDrained() {
+		return false
+	}
 	// Read after the mailboxes: a message's last count drops while its
 	// announcement is already counted here.
 	return b.announcing.Load() == 0
@@ -86,6 +102,18 @@ func (b *Bus) pending() string {
 				name, mb.ready.len()+mb.laned, mb.inFlight, mb.scheduled))
 		}
 		mb.mu.Unlock()
+	}
+	for _, ri := range b.remoteInboxes() {
+		if ri.drained() {
+			continue
+		}
+		g, err := ri.gauges()
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("%s: %v", ri.mb.where(), err))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s: %d ready, %d in flight (%d here), %d scheduled",
+			ri.mb.where(), g.Depth, g.InFlight, ri.inFlight.Load(), g.Scheduled))
 	}
 	if n := b.announcing.Load(); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d dead letter or retry hook call(s)", n))

@@ -29,6 +29,7 @@ type mailbox struct {
 	layers       [][]Middleware       // queue or topic middleware, then subscription middleware
 	onDead       func(DeadLetterInfo) // set before first use; told of each dead letter after the bus hooks' log line
 	onHandled    func(Envelope)       // set before first use; told of each success, on the worker, before it is counted
+	remote       *remoteInbox         // set when the mailbox only stands for a transport's inbox
 
 	mu        sync.Mutex
 	work      sync.Cond // workers wait here for ready messages
@@ -395,6 +396,13 @@ func (mb *mailbox) decide(env Envelope, err error) (Reason, time.Duration) {
 	if int(st.delayFor) != md.Attempt {
 		if st.backoff == nil {
 			st.backoff = mb.retry.newBackOff()
+			if mb.remote != nil {
+				// A transport's message arrives fresh at each attempt: draw
+				// the delays of the attempts before this one first.
+				for range md.Attempt - 1 {
+					st.backoff.NextBackOff()
+				}
+			}
 		}
 		st.delay, st.delayFor = st.backoff.NextBackOff(), int32(md.Attempt)
 	}

@@ -66,18 +66,19 @@ func (s scope) String() string {
 
 // config collects the options of a queue, topic, subscription or consumer.
 type config struct {
-	scope      scope
-	workers    int
-	capacity   int
-	overflow   Overflow
-	retry      RetryPolicy
-	retrySet   bool
-	dlqCap     int
-	middleware []Middleware
-	filter     func(Envelope) bool
-	filterType reflect.Type
-	keyFn      func(Envelope) string // IdempotencyKey
-	keyType    reflect.Type
+	scope       scope
+	workers     int
+	capacity    int
+	capacitySet bool // Capacity was given, not defaulted
+	overflow    Overflow
+	retry       RetryPolicy
+	retrySet    bool
+	dlqCap      int
+	middleware  []Middleware
+	filter      func(Envelope) bool
+	filterType  reflect.Type
+	keyFn       func(Envelope) string // IdempotencyKey
+	keyType     reflect.Type
 }
 
 // Option configures a queue (NewQueue), a topic's subscriptions (NewTopic,
@@ -119,7 +120,7 @@ func Capacity(n int) Option {
 		if n < 1 {
 			return invalidOption("Capacity(%d): need at least 1", n)
 		}
-		c.capacity = n
+		c.capacity, c.capacitySet = n, true
 		return nil
 	}
 }

@@ -31,6 +31,15 @@ type queueCore struct {
 	put     SendFunc              // mb.put, bound once: a method value allocates
 	send    atomic.Pointer[builtSend]
 	ext     any // the replies of a NewRequestQueue, shared by its handles; nil for a plain queue
+	remote  *remoteInbox // set on a bus with a transport, instead of a mailbox of its own
+}
+
+// store is where the queue's dead letters and stats are.
+func (qc *queueCore) store() dlqStore {
+	if qc.remote != nil {
+		return qc.remote
+	}
+	return qc.mb
 }
 
 type builtSend struct {
@@ -69,9 +78,21 @@ func NewQueue[T any](bus *Bus, name string, opts ...Option) (*Queue[T], error) {
 	}
 	qc := &queueCore{bus: bus, name: name, workers: cfg.workers, mws: cfg.middleware, keyFn: cfg.keyFn}
 	qc.mb = newMailbox(bus, name, "", &cfg, cfg.middleware)
-	qc.put = qc.mb.put
+	if bus.transport != nil {
+		rd, err := declareRemote(bus, name, false, &cfg, decodeMessage[T])
+		if err != nil {
+			return nil, err
+		}
+		if qc.remote, err = openRemoteInbox(rd, qc.mb, nil); err != nil {
+			return nil, err
+		}
+		qc.put = rd.send
+		bus.remotes = append(bus.remotes, qc.remote)
+	} else {
+		qc.put = qc.mb.put
+		bus.mailboxes = append(bus.mailboxes, qc.mb)
+	}
 	bus.names[name] = declaration{kind: "queue", typ: reflect.TypeFor[T](), obj: qc}
-	bus.mailboxes = append(bus.mailboxes, qc.mb)
 	return &Queue[T]{c: qc}, nil
 }
 
@@ -171,6 +192,9 @@ func (q *Queue[T]) Consume(h Handler[T], opts ...Option) error {
 		return err
 	}
 	c := &consumer{mb: q.c.mb, handler: typedHandler(h), middleware: cfg.middleware}
+	if q.c.remote != nil {
+		return q.c.bus.startRemote(q.c.remote, c, cfg.workers)
+	}
 	return q.c.bus.startWorkers(c, cfg.workers)
 }
 
@@ -181,7 +205,11 @@ func typedHandler[T any](h Handler[T]) HandlerFunc {
 }
 
 // DeadLetters returns the queue's dead-letter queue.
-func (q *Queue[T]) DeadLetters() *DeadLetterQueue[T] { return &DeadLetterQueue[T]{mb: q.c.mb} }
+func (q *Queue[T]) DeadLetters() *DeadLetterQueue[T] { return &DeadLetterQueue[T]{s: q.c.store()} }
 
 // Stats returns a snapshot of the queue's counters.
-func (q *Queue[T]) Stats() Stats { return q.c.mb.snapshot() }
+//
+// Over a [Transport], the counters count what this bus did, while the
+// gauges (Depth, InFlight, Scheduled, DeadLetters) are read from the broker
+// and cover every process.
+func (q *Queue[T]) Stats() Stats { return q.c.store().snapshot() }

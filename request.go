@@ -63,10 +63,16 @@ type RequestStats struct {
 // type Req answered with a Resp, or returns a handle to it when it exists.
 // It takes the options of [NewQueue] and fails like it; name must not be
 // declared as anything else, plain queues of Req included ([ErrTypeMismatch]).
+//
+// On a bus with a [Transport] it fails with [ErrUnsupported]: replies do not
+// yet travel back through a broker.
 func NewRequestQueue[Req, Resp any](bus *Bus, name string, opts ...Option) (*RequestQueue[Req, Resp], error) {
 	cfg, err := declarationConfig(bus, name, scopeQueue, opts)
 	if err != nil {
 		return nil, err
+	}
+	if bus.transport != nil {
+		return nil, fmt.Errorf("%w: request queue %q: replies over a transport", ErrUnsupported, name)
 	}
 	typ := reflect.TypeFor[func(Req) Resp]()
 	bus.mu.Lock()

@@ -31,12 +31,22 @@ type topicCore struct {
 	pubMu     sync.RWMutex                    // read-held while a publish reserves and commits
 	published atomic.Uint64
 	unrouted  atomic.Uint64
+	remote    *remoteDest // set on a bus with a transport
 }
 
 type subscription struct {
 	name   string
 	mb     *mailbox
 	filter func(Envelope) bool
+	remote *remoteInbox // set on a bus with a transport
+}
+
+// store is where the subscription's dead letters and stats are.
+func (s *subscription) store() dlqStore {
+	if s.remote != nil {
+		return s.remote
+	}
+	return s.mb
 }
 
 // NewTopic declares the topic name on bus for messages of type T, or returns
@@ -70,6 +80,12 @@ func NewTopic[T any](bus *Bus, name string, opts ...Option) (*Topic[T], error) {
 	tc.defaults = cfg
 	tc.subs.Store(new([]*subscription))
 	tc.fan = tc.fanout
+	if bus.transport != nil {
+		if tc.remote, err = declareRemote(bus, name, true, &cfg, decodeMessage[T]); err != nil {
+			return nil, err
+		}
+		tc.fan = tc.publishRemote
+	}
 	bus.names[name] = declaration{kind: "topic", typ: typ, obj: tc}
 	bus.topics = append(bus.topics, tc)
 	return &Topic[T]{c: tc}, nil
@@ -115,6 +131,10 @@ func (t *Topic[T]) Subscribe(name string, h Handler[T], opts ...Option) error {
 	}
 	sub := &subscription{name: name, filter: cfg.filter}
 	sub.mb = newMailbox(b, tc.name, name, &cfg, tc.mws, cfg.middleware)
+	if tc.remote != nil {
+		b.mu.Unlock()
+		return tc.subscribeRemote(sub, typedHandler(h), &cfg)
+	}
 	subs := append(append(make([]*subscription, 0, len(old)+1), old...), sub)
 	tc.subs.Store(&subs)
 	b.mailboxes = append(b.mailboxes, sub.mb)
@@ -296,8 +316,11 @@ func (tc *topicCore) stats() TopicStats {
 		Unrouted:      tc.unrouted.Load(),
 		Subscriptions: make(map[string]Stats),
 	}
+	if tc.remote != nil {
+		s.Published = tc.remote.sent.Load()
+	}
 	for _, sub := range *tc.subs.Load() {
-		s.Subscriptions[sub.name] = sub.mb.snapshot()
+		s.Subscriptions[sub.name] = sub.store().snapshot()
 	}
 	return s
 }
@@ -315,8 +338,45 @@ func (s *Subscription[T]) Name() string { return s.s.name }
 
 // DeadLetters returns the subscription's dead-letter queue.
 func (s *Subscription[T]) DeadLetters() *DeadLetterQueue[T] {
-	return &DeadLetterQueue[T]{mb: s.s.mb}
+	return &DeadLetterQueue[T]{s: s.s.store()}
 }
 
 // Stats returns a snapshot of the subscription's counters.
-func (s *Subscription[T]) Stats() Stats { return s.s.mb.snapshot() }
+func (s *Subscription[T]) Stats() Stats { return s.s.store().snapshot() }
+
+// publishRemote is the terminal of a topic's send chain over a transport:
+// one send that the broker fans out.
+func (tc *topicCore) publishRemote(ctx context.Context, env Envelope) error {
+	return tc.remote.send(ctx, env)
+}
+
+// subscribeRemote opens the subscription's inbox on the transport and starts
+// its workers. The subscription's capacity and overflow are the topic's.
+func (tc *topicCore) subscribeRemote(sub *subscription, h HandlerFunc, cfg *config) error {
+	b := tc.bus
+	if cfg.capacity != tc.defaults.capacity || cfg.overflow != tc.defaults.overflow {
+		return fmt.Errorf("%w: Capacity or WithOverflow on subscription %q over a transport: set them on NewTopic", ErrUnsupported, sub.name)
+	}
+	ri, err := openRemoteInbox(tc.remote, sub.mb, sub.filter)
+	if err != nil {
+		return err
+	}
+	sub.remote = ri
+	b.mu.Lock()
+	if b.state != busOpen {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	old := *tc.subs.Load()
+	for _, s := range old {
+		if s.name == sub.name {
+			b.mu.Unlock()
+			return fmt.Errorf("%w: %q on topic %q", ErrDuplicateSubscription, sub.name, tc.name)
+		}
+	}
+	subs := append(append(make([]*subscription, 0, len(old)+1), old...), sub)
+	tc.subs.Store(&subs)
+	b.remotes = append(b.remotes, ri)
+	b.mu.Unlock()
+	return b.startRemote(ri, &consumer{mb: sub.mb, handler: h}, cfg.workers)
+}

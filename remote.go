@@ -261,13 +261,14 @@ func (ri *remoteInbox) deadLetter(ctx context.Context, d Delivery, env Envelope,
 }
 
 // drained reports whether the broker holds nothing this bus still has to
-// handle in ri: true when no worker of this bus consumes it.
+// handle in ri: true when no worker of this bus consumes it, or once the
+// bus has stopped and left the rest to the broker.
 func (ri *remoteInbox) drained() bool {
 	ri.mu.Lock()
 	consumers := ri.consumers
 	ri.mu.Unlock()
-	if consumers == 0 {
-		return true
+	if consumers == 0 || ri.mb.bus.recvCtx.Err() != nil {
+		return true // nothing here will move it, or the bus has stopped
 	}
 	if ri.inFlight.Load() > 0 {
 		return false

@@ -12,13 +12,16 @@ import (
 // bus down when the case ends.
 type NewBus func(t testing.TB, opts ...courier.BusOption) *courier.Bus
 
-// Run runs every case of the suite as a subtest of t.
-func Run(t *testing.T, newBus NewBus) {
+// Run runs every case of the suite as a subtest of t. opts go to each
+// case's harness after the suite's own; a transport whose broker runs in the
+// test process passes [couriertest.NoLeakCheck] and checks for leaks once
+// its servers have stopped.
+func Run(t *testing.T, newBus NewBus, opts ...couriertest.Option) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h := couriertest.New(t, couriertest.WithNewBus(func(opts ...courier.BusOption) *courier.Bus {
+			h := couriertest.New(t, append([]couriertest.Option{couriertest.WithNewBus(func(opts ...courier.BusOption) *courier.Bus {
 				return newBus(t, opts...)
-			}))
+			})}, opts...)...)
 			c.run(t, h)
 		})
 	}

@@ -1,0 +1,208 @@
+package natsjs
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/courierbus/courier"
+)
+
+// receiver pulls from every consumer of an inbox and hands the messages to
+// the bus's workers through one unbuffered channel, so a message is held by
+// the client only while a worker is about to take it or has it.
+type receiver struct {
+	in     *inbox
+	decode courier.Decoder
+	out    chan *delivery
+	stop   chan struct{}
+	iters  []jetstream.MessagesContext
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu   sync.Mutex
+	open map[*delivery]struct{} // handed to a worker, not yet settled
+}
+
+func (in *inbox) newReceiver(decode courier.Decoder, prefetch int) (*receiver, error) {
+	r := &receiver{
+		in:     in,
+		decode: decode,
+		out:    make(chan *delivery),
+		stop:   make(chan struct{}),
+		open:   make(map[*delivery]struct{}),
+	}
+	for i, c := range in.consumers {
+		n := prefetch
+		if i > 0 {
+			n = 1 // a key partition has one message out at a time anyway
+		}
+		it, err := c.Messages(jetstream.PullMaxMessages(n))
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.iters = append(r.iters, it)
+		r.wg.Add(1)
+		go r.pump(it)
+	}
+	r.wg.Add(1)
+	go r.keepAlive()
+	return r, nil
+}
+
+func (r *receiver) stopped() bool {
+	select {
+	case <-r.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *receiver) pump(it jetstream.MessagesContext) {
+	defer r.wg.Done()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || r.stopped() {
+				return
+			}
+			continue // a missed heartbeat or a reconnection: the iterator recovers
+		}
+		d := r.delivery(m)
+		if d == nil {
+			continue
+		}
+		if r.stopped() {
+			_ = m.Nak()
+			continue
+		}
+		select {
+		case r.out <- d:
+		case <-r.stop:
+			_ = m.Nak()
+		}
+	}
+}
+
+// delivery decodes m, or returns nil when it was dealt with here: held
+// back because it is early, or dead-lettered as malformed.
+func (r *receiver) delivery(m jetstream.Msg) *delivery {
+	in := r.in
+	codec := in.d.t.opts.Codec
+	meta, err := m.Metadata()
+	if err != nil {
+		in.malformed(m, err)
+		return nil
+	}
+	var md courier.Metadata
+	if err := DecodeHeaders(m.Headers(), &md, codec); err != nil {
+		in.malformed(m, err)
+		return nil
+	}
+	md.Destination, md.Subscription = in.d.spec.Name, in.sub
+	md.Attempt = int(meta.NumDelivered)
+	if !md.DeliverAt.IsZero() {
+		if wait := time.Until(md.DeliverAt); wait > 0 {
+			// Early: a schedule fired ahead of time, or the stream is
+			// bounded and holds delays here.
+			_ = m.NakWithDelay(wait)
+			return nil
+		}
+		if meta.Timestamp.Before(md.DeliverAt) && md.Attempt > 1 {
+			md.Attempt-- // its first delivery was the early one
+		}
+	}
+	env, err := r.decode(md, func(into any) error { return codec.Unmarshal(m.Data(), into) })
+	if err != nil {
+		in.malformed(m, err)
+		return nil
+	}
+	return &delivery{r: r, m: m, env: env}
+}
+
+// keepAlive reports progress on every delivery a worker holds, so that a
+// handler running longer than AckWait keeps its message.
+func (r *receiver) keepAlive() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.in.d.t.opts.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		held := make([]*delivery, 0, len(r.open))
+		for d := range r.open {
+			held = append(held, d)
+		}
+		r.mu.Unlock()
+		for _, d := range held {
+			if err := d.m.InProgress(); err != nil {
+				r.in.d.t.opts.Logger.Warn("natsjs: progress report failed", "inbox", r.in.where(), "error", err)
+			}
+		}
+	}
+}
+
+// Next implements courier.Receiver.
+func (r *receiver) Next(ctx context.Context) (courier.Delivery, error) {
+	select {
+	case d := <-r.out:
+		r.mu.Lock()
+		r.open[d] = struct{}{}
+		r.mu.Unlock()
+		return d, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-r.stop:
+		return nil, courier.ErrClosed
+	}
+}
+
+// Close implements courier.Receiver: it stops pulling, and naks what was
+// pulled but not taken, so that another receiver gets it at once.
+func (r *receiver) Close() error {
+	r.once.Do(func() {
+		close(r.stop)
+		for _, it := range r.iters {
+			it.Drain()
+		}
+		r.wg.Wait()
+	})
+	return nil
+}
+
+// delivery implements courier.Delivery.
+type delivery struct {
+	r   *receiver
+	m   jetstream.Msg
+	env courier.Envelope
+}
+
+func (d *delivery) Message() courier.Envelope { return d.env }
+
+func (d *delivery) settled() {
+	d.r.mu.Lock()
+	delete(d.r.open, d)
+	d.r.mu.Unlock()
+}
+
+func (d *delivery) Ack(context.Context) error {
+	d.settled()
+	return d.m.Ack()
+}
+
+func (d *delivery) Nak(_ context.Context, delay time.Duration) error {
+	d.settled()
+	if delay <= 0 {
+		return d.m.Nak()
+	}
+	return d.m.NakWithDelay(delay)
+}

@@ -30,7 +30,7 @@ type queueCore struct {
 	keyFn   func(Envelope) string // IdempotencyKey option
 	put     SendFunc              // mb.put, bound once: a method value allocates
 	send    atomic.Pointer[builtSend]
-	ext     any // the replies of a NewRequestQueue, shared by its handles; nil for a plain queue
+	ext     any          // the replies of a NewRequestQueue, shared by its handles; nil for a plain queue
 	remote  *remoteInbox // set on a bus with a transport, instead of a mailbox of its own
 }
 

@@ -137,6 +137,9 @@ func (d *destination) publish(ctx context.Context, env courier.Envelope, wait, r
 			return nil
 		case !isFull(err):
 			if ctx.Err() != nil {
+				if st := d.t.js.Conn().Status(); st != nats.CONNECTED {
+					return fmt.Errorf("%w: publish to %q while the connection is %v: %w", ErrUnreachable, d.spec.Name, st, ctx.Err())
+				}
 				return ctx.Err()
 			}
 			return fmt.Errorf("natsjs: publish to %q: %w", d.spec.Name, err)

@@ -244,6 +244,13 @@ func (b *Bus) pokeDrain() {
 // among them: give Shutdown a deadline that suits your delays. Messages in a
 // queue that has no consumer are dead-lettered without waiting.
 //
+// Over a [Transport], Shutdown waits until the broker holds nothing ready,
+// in flight or scheduled for the queues and subscriptions this bus consumes
+// (asking it every few milliseconds). If ctx ends first, nothing is
+// dead-lettered for the stop: the messages stay in the broker, those this
+// bus had received are handed back (counted in [ShutdownError.Returned]), and
+// the next consumer gets them.
+//
 // Shutdown and Close may be called any number of times, from any goroutine;
 // every call returns the result of the stop. No goroutine of the bus outlives
 // the call, except a handler that ignores its cancelled context: its worker

@@ -137,6 +137,19 @@
 // attempt will be retried, and if not, why. [Bus.WaitIdle] waits until nothing is ready, in flight or
 // scheduled and every hook has returned.
 //
+// # Transports
+//
+// By default a bus keeps its messages in memory. [WithTransport] puts them in
+// a broker instead (package transport/natsjs, a module of its own, runs them
+// on NATS JetStream) with no other change to the code: the bus still runs
+// the middleware, decides retries by the [RetryPolicy], checks times to live
+// and calls the hooks, while the broker stores the messages durably, shares
+// a queue among processes and keeps dead letters. Over a transport, sends
+// wait for the broker; Stats counters count this bus's work while gauges are
+// the broker's; Shutdown leaves what it could not handle in the broker for
+// the next consumer ([ShutdownError.Returned]); and what the broker cannot do
+// fails at declaration with [ErrUnsupported].
+//
 // # Testing
 //
 // Package couriertest wraps a bus for tests: it records the flow, settles

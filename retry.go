@@ -125,7 +125,8 @@ func WillRetry(ctx context.Context, err error) bool {
 // being handled under ctx returns err now: a retry (true, ""), or a dead
 // letter with its reason (false, reason). The reason is empty when err is nil
 // or ctx is not a handler's. Like [WillRetry], it must be called on the
-// handler's goroutine.
+// handler's goroutine. Over a [Transport], a failure while the bus stops is a
+// retry: the message goes back to the broker for the next consumer.
 func FailureOutcome(ctx context.Context, err error) (retry bool, reason Reason) {
 	env, ok := MessageFromContext(ctx)
 	if err == nil || !ok {
@@ -136,6 +137,9 @@ func FailureOutcome(ctx context.Context, err error) (retry bool, reason Reason) 
 		return false, ""
 	}
 	if mb.bus.closing.Load() && mb.bus.handlerCtx.Err() != nil {
+		if mb.remote != nil {
+			return true, "" // handed back to the broker, which delivers it again
+		}
 		return false, ReasonShutdown
 	}
 	reason, delay := mb.decide(env, err)

@@ -26,6 +26,7 @@ type Bus struct {
 	grace      time.Duration
 	optErr     error     // from New's options; reported by NewQueue and NewTopic
 	transport  Transport // nil: the in-memory engine
+	name       string    // WithName; made up when a transport needs one
 
 	mu        sync.Mutex
 	state     busState

@@ -147,8 +147,9 @@
 // a queue among processes and keeps dead letters. Over a transport, sends
 // wait for the broker; Stats counters count this bus's work while gauges are
 // the broker's; Shutdown leaves what it could not handle in the broker for
-// the next consumer ([ShutdownError.Returned]); and what the broker cannot do
-// fails at declaration with [ErrUnsupported].
+// the next consumer ([ShutdownError.Returned]); request-reply crosses
+// processes, each requesting bus consuming a reply queue of its own; and what
+// the broker cannot do fails at declaration with [ErrUnsupported].
 //
 // # Testing
 //

@@ -35,6 +35,7 @@ type replies[Resp any] struct {
 	watched atomic.Int64             // waiters in waiting that want started: none, no lookup per delivery
 
 	delivered, dropped atomic.Uint64
+	route              *replyRoute[Resp] // over a transport: where replies travel
 }
 
 // waiter is a caller waiting for one request: Request's, or an operation.
@@ -64,15 +65,16 @@ type RequestStats struct {
 // It takes the options of [NewQueue] and fails like it; name must not be
 // declared as anything else, plain queues of Req included ([ErrTypeMismatch]).
 //
-// On a bus with a [Transport] it fails with [ErrUnsupported]: replies do not
-// yet travel back through a broker.
+// On a bus with a [Transport], requests and replies both travel through the
+// broker, so a request may be served by another process: each requesting
+// bus consumes a reply queue of its own (see [WithName]), and a request
+// carries its name in the [HeaderReplyTo] header. A [*RequestError] that
+// crossed the broker keeps its reason and attempts, and the last error's
+// text only: errors.Is no longer finds the handler's sentinel errors.
 func NewRequestQueue[Req, Resp any](bus *Bus, name string, opts ...Option) (*RequestQueue[Req, Resp], error) {
 	cfg, err := declarationConfig(bus, name, scopeQueue, opts)
 	if err != nil {
 		return nil, err
-	}
-	if bus.transport != nil {
-		return nil, fmt.Errorf("%w: request queue %q: replies over a transport", ErrUnsupported, name)
 	}
 	typ := reflect.TypeFor[func(Req) Resp]()
 	bus.mu.Lock()
@@ -96,10 +98,33 @@ func NewRequestQueue[Req, Resp any](bus *Bus, name string, opts ...Option) (*Req
 	qc.mb = newMailbox(bus, name, "", &cfg, cfg.middleware)
 	qc.mb.onDead = rc.deadLettered
 	qc.mb.onHandled = rc.handled
-	qc.put = qc.mb.put
+	if bus.transport != nil {
+		rd, err := declareRemote(bus, name, false, &cfg, decodeMessage[Req])
+		if err != nil {
+			return nil, err
+		}
+		if qc.remote, err = openRemoteInbox(rd, qc.mb, nil); err != nil {
+			return nil, err
+		}
+		qc.put = rd.send
+		bus.remotes = append(bus.remotes, qc.remote)
+	} else {
+		qc.put = qc.mb.put
+		bus.mailboxes = append(bus.mailboxes, qc.mb)
+	}
 	bus.names[name] = declaration{kind: "request queue", typ: typ, obj: qc}
-	bus.mailboxes = append(bus.mailboxes, qc.mb)
-	return &RequestQueue[Req, Resp]{q: &Queue[Req]{c: qc}, rc: rc}, nil
+	rq := &RequestQueue[Req, Resp]{q: &Queue[Req]{c: qc}, rc: rc}
+	if bus.transport != nil {
+		// The reply queue is declared like any queue, under bus.mu.
+		bus.mu.Unlock()
+		rt, err := openReplies(bus, name, rc)
+		bus.mu.Lock()
+		if err != nil {
+			return nil, err
+		}
+		rc.route = rt
+	}
+	return rq, nil
 }
 
 // Name returns the request queue's name.
@@ -145,6 +170,9 @@ func (rq *RequestQueue[Req, Resp]) Serve(h RequestHandler[Req, Resp], opts ...Op
 		resp, err := h(ctx, m)
 		if err != nil {
 			return err
+		}
+		if rc.route != nil && m.Header(HeaderReplyTo) != "" {
+			return rc.route.answer(ctx, &m.Metadata, resp)
 		}
 		rc.reply(m.ID, resp, nil)
 		return nil
@@ -218,6 +246,9 @@ func (rq *RequestQueue[Req, Resp]) send(ctx context.Context, m *Message[Req], w 
 		rq.rc.watched.Add(1)
 	}
 	rq.rc.mu.Unlock()
+	if rt := rq.rc.route; rt != nil {
+		m.SetHeader(HeaderReplyTo, rt.inbox)
+	}
 	if err := rq.q.c.sendFunc()(ctx, m); err != nil {
 		rq.rc.forget(id)
 		return err
@@ -278,7 +309,14 @@ func (rc *replies[Resp]) reply(id string, resp Resp, err error) {
 // running the handler), so the caller gets [ErrNoReply] instead of waiting
 // for ever.
 func (rc *replies[Resp]) handled(env Envelope) {
-	id := env.Meta().ID
+	md := env.Meta()
+	if rc.route != nil && md.Header(HeaderReplyTo) != "" {
+		if md.Header(replyDone) == "" {
+			rc.route.failed(md.Header(HeaderReplyTo), replyMsg[Resp]{RequestID: md.ID, NoReply: true})
+		}
+		return
+	}
+	id := md.ID
 	rc.mu.Lock()
 	w := rc.takeLocked(id)
 	rc.mu.Unlock()
@@ -292,6 +330,11 @@ func (rc *replies[Resp]) handled(env Envelope) {
 // deadLettered is the mailbox's dead-letter hook: a request that ends in the
 // dead-letter queue is answered with its failure.
 func (rc *replies[Resp]) deadLettered(d DeadLetterInfo) {
+	if to := d.Header(HeaderReplyTo); rc.route != nil && to != "" {
+		re := newRequestError(d)
+		rc.route.failed(to, replyMsg[Resp]{RequestID: d.ID, Reason: re.Reason, Attempts: re.Attempts, Error: re.Err.Error()})
+		return
+	}
 	var zero Resp
 	rc.reply(d.ID, zero, newRequestError(d))
 }

@@ -136,8 +136,8 @@ type InboxStats struct {
 // WithTransport makes the bus store and deliver every queue and topic on t
 // instead of in memory. See [Transport] for what changes: sends wait for the
 // broker, counters in Stats count this process's work while gauges are the
-// broker's, Shutdown leaves what it could not handle in the broker, and
-// [NewRequestQueue] is not yet available.
+// broker's, Shutdown leaves what it could not handle in the broker, and a
+// request queue's replies travel back through the broker (see [WithName]).
 func WithTransport(t Transport) BusOption {
 	return func(b *Bus) { b.transport = t }
 }

@@ -21,8 +21,9 @@
 // streams, consumers, partitions for ordering keys, message schedules for
 // delays, a dead-letter stream per queue or subscription. What JetStream
 // cannot do fails when the queue is declared, with an error wrapping
-// courier.ErrUnsupported: the DropNewest and DropOldest overflow policies, a
-// capacity per subscription, and request queues.
+// courier.ErrUnsupported: the DropNewest and DropOldest overflow policies,
+// and a capacity per subscription. Request-reply works across processes: the
+// reply travels back through a reply queue of the requesting bus.
 //
 // # Durability
 //

@@ -13,7 +13,7 @@ import (
 
 // Header names that carry a message's metadata on JetStream. Application
 // headers (courier.WithHeader, trace context from otelcourier) travel under
-// their own names; names starting with "Courier-" are reserved.
+// their own names, except the names below, which the transport writes itself.
 const (
 	HeaderID             = "Courier-Id"
 	HeaderCorrelationID  = "Courier-Correlation-Id"
@@ -25,9 +25,17 @@ const (
 	HeaderDeliverAt      = "Courier-Deliver-At"
 	HeaderExpiresAt      = "Courier-Expires-At"
 	HeaderContentType    = "Content-Type"
-
-	reservedPrefix = "Courier-"
 )
+
+// reserved are the headers the transport writes itself; an application
+// header of one of these names is refused.
+var reserved = map[string]bool{
+	HeaderID: true, HeaderCorrelationID: true, HeaderCausationID: true, HeaderKey: true,
+	HeaderIdempotencyKey: true, HeaderAttempt: true, HeaderSentAt: true, HeaderDeliverAt: true,
+	HeaderExpiresAt: true, HeaderContentType: true,
+	HeaderDeadLetterReason: true, HeaderDeadLetterError: true, HeaderFirstAttemptAt: true,
+	HeaderLastAttemptAt: true, HeaderDeadLetteredAt: true,
+}
 
 // EncodeHeaders returns the NATS headers that carry md and the codec's
 // content type. Destination and subscription are not carried: the stream
@@ -36,7 +44,7 @@ const (
 func EncodeHeaders(md *courier.Metadata, c Codec) (nats.Header, error) {
 	h := make(nats.Header, 8+len(md.Headers))
 	for k, v := range md.Headers {
-		if strings.HasPrefix(k, reservedPrefix) || k == HeaderContentType {
+		if reserved[k] || strings.HasPrefix(k, "Nats-") {
 			return nil, fmt.Errorf("natsjs: header %q is reserved for Courier's metadata", k)
 		}
 		h.Set(k, v)
@@ -98,7 +106,7 @@ func DecodeHeaders(h nats.Header, md *courier.Metadata, c Codec) error {
 		}
 	}
 	for k, vs := range h {
-		if strings.HasPrefix(k, reservedPrefix) || k == HeaderContentType || strings.HasPrefix(k, "Nats-") || len(vs) == 0 {
+		if reserved[k] || strings.HasPrefix(k, "Nats-") || len(vs) == 0 {
 			continue
 		}
 		md.SetHeader(k, vs[0])

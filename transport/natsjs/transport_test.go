@@ -66,8 +66,6 @@ func TestCapabilitiesFailAtDeclaration(t *testing.T) {
 	f := newFixture(t, natsjs.Options{})
 	_, err := courier.NewQueue[job](f.bus, "drop", courier.WithOverflow(courier.DropNewest))
 	assert.ErrorIs(t, err, courier.ErrUnsupported)
-	_, err = courier.NewRequestQueue[job, job](f.bus, "rpc")
-	assert.ErrorIs(t, err, courier.ErrUnsupported)
 	tp, err := courier.NewTopic[job](f.bus, "events")
 	require.NoError(t, err)
 	err = tp.Subscribe("small", func(context.Context, *courier.Message[job]) error { return nil }, courier.Capacity(3))

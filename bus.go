@@ -356,8 +356,14 @@ func (b *Bus) doStop(cause error) error {
 		}
 	}
 	dead, abandoned, returned := b.shutdownDead.Load(), b.abandoned.Load(), b.returned.Load()
-	if dead > 0 || abandoned > 0 || returned > 0 {
-		return &ShutdownError{DeadLettered: int(dead), Abandoned: int(abandoned), Returned: int(returned), Cause: cause}
+	left := 0
+	if cause != nil {
+		for _, ri := range remotes {
+			left += ri.left()
+		}
+	}
+	if dead > 0 || abandoned > 0 || returned > 0 || left > 0 {
+		return &ShutdownError{DeadLettered: int(dead), Abandoned: int(abandoned), Returned: int(returned), Left: left, Cause: cause}
 	}
 	return nil
 }

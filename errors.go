@@ -147,6 +147,11 @@ type ShutdownError struct {
 	// the stop handed back to the broker unhandled; the broker delivers them
 	// again. Always 0 in memory.
 	Returned int
+	// Left counts the messages a transport still held, when a Shutdown cut
+	// short stopped, for the queues and subscriptions this bus consumes:
+	// ready, in flight elsewhere or scheduled. Returned ones are among them.
+	// Always 0 in memory, and for Close.
+	Left int
 	// Cause is why the bus stopped before draining: the Shutdown context's
 	// error, or nil for Close.
 	Cause error
@@ -159,6 +164,9 @@ func (e *ShutdownError) Error() string {
 	}
 	if e.Returned > 0 {
 		msg += fmt.Sprintf(", handed %d back to the transport", e.Returned)
+	}
+	if e.Left > 0 {
+		msg += fmt.Sprintf(", left %d in the transport", e.Left)
 	}
 	if e.Cause != nil {
 		msg += ": " + e.Cause.Error()

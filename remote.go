@@ -160,6 +160,7 @@ func (ri *remoteInbox) handle(w *worker, d Delivery) {
 	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
 	defer cancel()
 	if !md.ExpiresAt.IsZero() && !time.Now().Before(md.ExpiresAt) {
+		md.Attempt = max(md.Attempt-1, 0) // no handler saw this delivery
 		ri.deadLetter(ctx, d, env, ReasonExpired, ErrExpired)
 		return
 	}
@@ -275,6 +276,23 @@ func (ri *remoteInbox) drained() bool {
 	}
 	s, err := ri.gauges()
 	return err == nil && s.Depth+s.InFlight+s.Scheduled == 0
+}
+
+// left counts what the broker holds in ri for its consumers, once the bus
+// has stopped; 0 when this bus does not consume ri or the broker does not
+// answer.
+func (ri *remoteInbox) left() int {
+	ri.mu.Lock()
+	consumers := ri.consumers
+	ri.mu.Unlock()
+	if consumers == 0 {
+		return 0
+	}
+	g, err := ri.gauges()
+	if err != nil {
+		return 0
+	}
+	return g.Depth + g.InFlight + g.Scheduled
 }
 
 func (ri *remoteInbox) gauges() (InboxStats, error) {

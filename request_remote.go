@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/google/uuid"
 )
@@ -28,6 +29,9 @@ type replyMsg[Resp any] struct {
 type replyRoute[Resp any] struct {
 	bus   *Bus
 	inbox string // this bus's reply queue for the request queue
+
+	mu   sync.Mutex
+	dest map[string]*remoteDest // reply queues this bus has sent to
 }
 
 // WithName names the bus. Over a [Transport], a request queue's replies come
@@ -55,7 +59,7 @@ func (b *Bus) instanceName() string {
 // openReplies declares this bus's reply queue for the request queue name and
 // starts consuming it; callers do not hold b.mu.
 func openReplies[Resp any](b *Bus, name string, rc *replies[Resp]) (*replyRoute[Resp], error) {
-	rt := &replyRoute[Resp]{bus: b, inbox: name + ".replies." + b.instanceName()}
+	rt := &replyRoute[Resp]{bus: b, inbox: name + ".replies." + b.instanceName(), dest: make(map[string]*remoteDest)}
 	q, err := NewQueue[replyMsg[Resp]](b, rt.inbox)
 	if err != nil {
 		return nil, fmt.Errorf("courier: reply queue of %q: %w", name, err)
@@ -81,13 +85,29 @@ func openReplies[Resp any](b *Bus, name string, rc *replies[Resp]) (*replyRoute[
 	return rt, nil
 }
 
-// send sends r to the reply queue named by the request's headers.
+// send sends r to the reply queue named by the request's headers. It goes
+// straight to the transport: a reply finishes a request the bus accepted,
+// like an acknowledgement, so a draining bus still sends it, and it passes
+// through no send middleware.
 func (rt *replyRoute[Resp]) send(ctx context.Context, to string, r replyMsg[Resp]) error {
-	q, err := NewQueue[replyMsg[Resp]](rt.bus, to)
+	rt.mu.Lock()
+	rd := rt.dest[to]
+	rt.mu.Unlock()
+	if rd == nil {
+		cfg := config{scope: scopeQueue, capacity: DefaultCapacity, dlqCap: DefaultDeadLetterCapacity}
+		var err error
+		if rd, err = declareRemote(rt.bus, to, false, &cfg, decodeMessage[replyMsg[Resp]]); err != nil {
+			return err
+		}
+		rt.mu.Lock()
+		rt.dest[to] = rd
+		rt.mu.Unlock()
+	}
+	m, err := newMessage(ctx, to, r, false, nil)
 	if err != nil {
 		return err
 	}
-	return q.Send(ctx, r)
+	return rd.dest.Send(ctx, m, true)
 }
 
 // replyDone marks, on a request being handled, that its reply was sent, so

@@ -61,22 +61,22 @@ func (t *Transport) Declare(ctx context.Context, spec courier.DestinationSpec) (
 		cfg.AllowMsgSchedules, cfg.AllowRollup = true, true
 		d.schedules = true
 	}
-	s, err := t.js.CreateOrUpdateStream(ctx, cfg)
+	s, err := t.ensureStream(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("natsjs: stream %s: %w", cfg.Name, err)
+		return nil, err
 	}
 	d.stream = s
 	if d.schedules {
 		// Delayed messages wait on their own subjects. Interest retention
 		// drops a message no consumer wants, so one consumer, never read,
 		// keeps them; it also counts them.
-		if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		if _, err := ensureConsumer(ctx, s, jetstream.ConsumerConfig{
 			Durable:       "scheduled",
 			Description:   "holds delayed messages until they are due; never read",
 			FilterSubject: d.base + ".s.>",
 			AckPolicy:     jetstream.AckExplicitPolicy,
 		}); err != nil {
-			return nil, fmt.Errorf("natsjs: stream %s: scheduled consumer: %w", cfg.Name, err)
+			return nil, err
 		}
 	}
 	return d, nil
@@ -183,4 +183,37 @@ func (t *Transport) encode(env courier.Envelope) (*nats.Msg, error) {
 // Inbox implements courier.Destination.
 func (d *destination) Inbox(ctx context.Context, subscription string) (courier.Inbox, error) {
 	return d.openInbox(ctx, subscription)
+}
+
+// ensureStream creates the stream of cfg, or opens it when another process
+// (or an earlier run) created it with the same configuration. A stream that
+// exists with another configuration, say another Capacity, is an error
+// wrapping [ErrConfigMismatch]: declarations of one name must agree, and
+// the transport never changes a stream behind another process's back.
+func (t *Transport) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := t.js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return nil, fmt.Errorf("%w: stream %s exists with another configuration; declare the queue or topic with the same options in every process", ErrConfigMismatch, cfg.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// ErrConfigMismatch is wrapped by the error of a declaration whose options
+// disagree with the stream or consumer another process (or an earlier run)
+// created.
+var ErrConfigMismatch = errors.New("natsjs: declaration disagrees with the broker")
+
+// ensureConsumer is ensureStream for a durable consumer.
+func ensureConsumer(ctx context.Context, s jetstream.Stream, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	c, err := s.CreateConsumer(ctx, cfg)
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		return nil, fmt.Errorf("%w: consumer %s of stream %s exists with another configuration (another KeyPartitions or AckWait?)", ErrConfigMismatch, cfg.Durable, s.CachedInfo().Config.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: consumer %s of stream %s: %w", cfg.Durable, s.CachedInfo().Config.Name, err)
+	}
+	return c, nil
 }

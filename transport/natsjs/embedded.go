@@ -3,6 +3,8 @@ package natsjs
 import (
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -83,6 +85,15 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	}
 	if opts.Listen && opts.ListenPort == 0 {
 		so.Port = server.RANDOM_PORT
+	}
+	if opts.Listen && opts.ListenPort != 0 {
+		// The server logs nothing here, and would only time out: say why.
+		addr := net.JoinHostPort(opts.ListenHost, strconv.Itoa(opts.ListenPort))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("natsjs: embedded server cannot listen on %s: %w", addr, err)
+		}
+		l.Close()
 	}
 	srv, err := server.NewServer(so)
 	if err != nil {

@@ -145,3 +145,13 @@ func TestConnectReconnectsAfterAServerRestart(t *testing.T) {
 	}
 	require.EqualValues(t, 10, streamMsgs(t, nc, "orders"))
 }
+
+// A taken port fails at once and says so, instead of timing out.
+func TestEmbeddedPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	_, err = natsjs.StartEmbedded(natsjs.EmbeddedOptions{Dir: t.TempDir(), Listen: true, ListenHost: "127.0.0.1", ListenPort: port})
+	require.ErrorContains(t, err, "cannot listen")
+}

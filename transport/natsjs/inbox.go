@@ -70,9 +70,9 @@ func (d *destination) openInbox(ctx context.Context, sub string) (*inbox, error)
 		} else {
 			cfg.FilterSubjects = filters
 		}
-		c, err := d.stream.CreateOrUpdateConsumer(ctx, cfg)
+		c, err := ensureConsumer(ctx, d.stream, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("natsjs: consumer %s of stream %s: %w", name, d.streamName(), err)
+			return nil, err
 		}
 		in.consumers = append(in.consumers, c)
 	}
@@ -102,9 +102,9 @@ func (d *destination) openInbox(ctx context.Context, sub string) (*inbox, error)
 	if d.spec.DeadLetterCapacity > 0 {
 		cfg.MaxMsgs = int64(d.spec.DeadLetterCapacity)
 	}
-	s, err := t.js.CreateOrUpdateStream(ctx, cfg)
+	s, err := t.ensureStream(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("natsjs: dead-letter stream %s: %w", name, err)
+		return nil, err
 	}
 	in.dlq = s
 	return in, nil

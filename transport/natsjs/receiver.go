@@ -36,7 +36,9 @@ func (in *inbox) newReceiver(decode courier.Decoder, prefetch int) (*receiver, e
 		open:   make(map[*delivery]struct{}),
 	}
 	for i, c := range in.consumers {
-		n := prefetch
+		// Pull in batches, so a busy inbox is not one round trip per
+		// message; what is pulled and not taken is naked at Close.
+		n := max(4*prefetch, 32)
 		if i > 0 {
 			n = 1 // a key partition has one message out at a time anyway
 		}
@@ -71,7 +73,16 @@ func (r *receiver) pump(it jetstream.MessagesContext) {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || r.stopped() {
 				return
 			}
-			continue // a missed heartbeat or a reconnection: the iterator recovers
+			// A missed heartbeat or a lost connection: the iterator
+			// recovers on its own; do not spin while it does.
+			t := time.NewTimer(50 * time.Millisecond)
+			select {
+			case <-r.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
 		}
 		d := r.delivery(m)
 		if d == nil {
@@ -171,8 +182,13 @@ func (r *receiver) Next(ctx context.Context) (courier.Delivery, error) {
 func (r *receiver) Close() error {
 	r.once.Do(func() {
 		close(r.stop)
+		connected := r.in.d.t.js.Conn().IsConnected()
 		for _, it := range r.iters {
-			it.Drain()
+			if connected {
+				it.Drain() // what was pulled comes out of Next, and is naked
+			} else {
+				it.Stop() // nothing can be naked: the broker redelivers after AckWait
+			}
 		}
 		r.wg.Wait()
 	})
@@ -194,9 +210,16 @@ func (d *delivery) settled() {
 	d.r.mu.Unlock()
 }
 
-func (d *delivery) Ack(context.Context) error {
+// Ack waits for the broker to confirm the acknowledgement, unless
+// Options.AsyncAcks: an acknowledgement still in the client's buffer or
+// the server's queue when either crashes is lost, and the handled message
+// is delivered again.
+func (d *delivery) Ack(ctx context.Context) error {
 	d.settled()
-	return d.m.Ack()
+	if d.r.in.d.t.opts.AsyncAcks {
+		return d.m.Ack()
+	}
+	return d.m.DoubleAck(ctx)
 }
 
 func (d *delivery) Nak(_ context.Context, delay time.Duration) error {

@@ -51,6 +51,13 @@ type Options struct {
 	// DuplicateWindow is how long the broker remembers message IDs and
 	// idempotency keys to drop duplicate sends. Default 2 min.
 	DuplicateWindow time.Duration
+	// AsyncAcks acknowledges a handled message without waiting for the
+	// broker's confirmation: a worker moves on one round trip sooner, but a
+	// crash loses the acknowledgements in transit and their messages are
+	// handled again. In the durability test a crash in the middle of 10,000
+	// messages handled about 2,200 twice with AsyncAcks and 4 (those in the
+	// handlers at the crash) without. Default false.
+	AsyncAcks bool
 	// Logger receives what the transport cannot return: malformed messages
 	// and failed progress reports. Default slog.Default().
 	Logger *slog.Logger

@@ -201,8 +201,8 @@ func TestSubscriptionDeadLettersAndReplay(t *testing.T) {
 	assert.Zero(t, sub.DeadLetters().Count())
 
 	// Purge removes what is left.
-	require.NoError(t, tp.Publish(ctx(t), job{N: 8}))
 	fixed.Store(false)
+	require.NoError(t, tp.Publish(ctx(t), job{N: 8}))
 	require.NoError(t, f.bus.WaitIdle(ctx(t)))
 	assert.Equal(t, 1, sub.DeadLetters().Purge())
 	assert.Zero(t, sub.DeadLetters().Count())
@@ -224,4 +224,26 @@ func TestStatsFromTheBroker(t *testing.T) {
 	assert.EqualValues(t, 4, s.Sent)
 	bs := f.bus.Stats()
 	assert.Equal(t, 3, bs.Total.Depth)
+}
+
+// Declarations of one name must agree across processes: a second bus that
+// declares the queue with another capacity is told, not silently obeyed.
+func TestDeclarationsMustAgree(t *testing.T) {
+	e := start(t, natsjs.EmbeddedOptions{Dir: t.TempDir()})
+	defer e.Shutdown()
+	one, close1 := openBus(t, e)
+	defer close1()
+	two, close2 := openBus(t, e)
+	defer close2()
+	_, err := courier.NewQueue[job](one, "orders", courier.Capacity(10))
+	require.NoError(t, err)
+	_, err = courier.NewQueue[job](two, "orders", courier.Capacity(10))
+	require.NoError(t, err, "the same declaration opens the queue")
+	three, close3 := openBus(t, e)
+	defer close3()
+	_, err = courier.NewQueue[job](three, "orders", courier.Capacity(20))
+	require.ErrorIs(t, err, natsjs.ErrConfigMismatch)
+	for _, b := range []*courier.Bus{one, two, three} {
+		require.NoError(t, b.Shutdown(ctx(t)))
+	}
 }

@@ -42,7 +42,10 @@ func (in *inbox) newReceiver(decode courier.Decoder, prefetch int) (*receiver, e
 		if i > 0 {
 			n = 1 // a key partition has one message out at a time anyway
 		}
-		it, err := c.Messages(jetstream.PullMaxMessages(n))
+		// A short pull expiry: a pull request the server has lost (it
+		// happens under load, nats-server#4736) is renewed within a
+		// second, instead of stalling the consumer for the default 30 s.
+		it, err := c.Messages(jetstream.PullMaxMessages(n), jetstream.PullExpiry(time.Second))
 		if err != nil {
 			r.Close()
 			return nil, err

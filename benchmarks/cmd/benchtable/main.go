@@ -1,7 +1,9 @@
 // Command benchtable turns the output of go test -bench (several -count runs
 // of the benchmarks in this module) into the Markdown tables of RESULTS.md:
 // the median of every metric per benchmark, and each contender's ratio to
-// the raw-channel baseline of its workload.
+// the raw-channel baseline of its workload. The Transport workloads (Courier
+// over a broker) come last, in a section of their own, with a second ratio:
+// to the in-memory engine (the `courier` contender) of the same run.
 //
 //	go test -run '^$' -bench . -benchmem -count 6 . | go run ./cmd/benchtable -title "…" > RESULTS.md
 package main
@@ -91,8 +93,21 @@ func median(xs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
+// transportPrefix starts the names of the workloads that run Courier over a
+// broker; render gives them a section of their own.
+const transportPrefix = "Transport"
+
+// transportIntro opens that section.
+const transportIntro = "Courier queues over the `natsjs` transport, on an embedded nats-server reached in-process (no network), " +
+	"beside the in-memory engine (`courier`, no middleware) and the raw channel, in the same run. " +
+	"`natsjs-file-sync` writes every message to disk (fsync) before `Send` returns, the transport's default; " +
+	"`natsjs-file-nosync` syncs once a minute; `natsjs-memory` keeps the streams in memory. " +
+	"Every `Send` is a synchronous publish that the server acknowledges. " +
+	"The ratios compare ns/op with the `channel` and with the `courier` contender of the workload."
+
 // render writes one table per workload (the part of the name before the
-// first slash).
+// first slash); the Transport workloads come last, under a heading of their
+// own.
 func render(w io.Writer, title, note string, res *results) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\n", title)
@@ -113,58 +128,104 @@ func render(w io.Writer, title, note string, res *results) error {
 		}
 		members[g] = append(members[g], name)
 	}
+	var transport []string
+	groups = slices.DeleteFunc(groups, func(g string) bool {
+		if strings.HasPrefix(g, transportPrefix) && len(g) > len(transportPrefix) {
+			transport = append(transport, g)
+			return true
+		}
+		return false
+	})
 	for _, g := range groups {
-		names := members[g]
-		var units []string
-		for _, n := range names {
-			for _, u := range res.units[n] {
-				if !slices.Contains(units, u) {
-					units = append(units, u)
-				}
-			}
-		}
-		base := 0.0
-		for _, n := range names {
-			if strings.HasSuffix(n, "/channel") {
-				base = median(res.values[n]["ns/op"])
-			}
-		}
-		fmt.Fprintf(&b, "\n## %s\n\n| contender |", g)
-		for _, u := range units {
-			fmt.Fprintf(&b, " %s |", u)
-		}
-		if base > 0 {
-			b.WriteString(" × channel |")
-		}
-		b.WriteString("\n|---|")
-		for range units {
-			b.WriteString("---:|")
-		}
-		if base > 0 {
-			b.WriteString("---:|")
-		}
-		b.WriteString("\n")
-		for _, n := range names {
-			_, contender, ok := strings.Cut(n, "/")
-			if !ok {
-				contender = strings.TrimPrefix(n, "Benchmark")
-			}
-			fmt.Fprintf(&b, "| %s |", contender)
-			for _, u := range units {
-				if xs, ok := res.values[n][u]; ok {
-					fmt.Fprintf(&b, " %s |", format(median(xs)))
-				} else {
-					b.WriteString(" |")
-				}
-			}
-			if base > 0 {
-				fmt.Fprintf(&b, " %.1f× |", median(res.values[n]["ns/op"])/base)
-			}
-			b.WriteString("\n")
+		table(&b, "##", g, members[g], res, false)
+	}
+	if len(transport) > 0 {
+		fmt.Fprintf(&b, "\n## Over NATS JetStream\n\n%s\n", transportIntro)
+		for _, g := range transport {
+			table(&b, "###", g, members[g], res, true)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// table writes the table of workload g, whose benchmarks are names, under a
+// heading of the given level; a Transport workload is titled without its
+// prefix and, with toCourier, gets a column of ratios to its `courier`
+// contender.
+func table(b *strings.Builder, level, g string, names []string, res *results, toCourier bool) {
+	title := g
+	if toCourier {
+		title = strings.TrimPrefix(g, transportPrefix)
+	}
+	var units []string
+	for _, n := range names {
+		for _, u := range res.units[n] {
+			if !slices.Contains(units, u) {
+				units = append(units, u)
+			}
+		}
+	}
+	base, engine := 0.0, 0.0
+	for _, n := range names {
+		switch {
+		case strings.HasSuffix(n, "/channel"):
+			base = median(res.values[n]["ns/op"])
+		case toCourier && strings.HasSuffix(n, "/courier"):
+			engine = median(res.values[n]["ns/op"])
+		}
+	}
+	fmt.Fprintf(b, "\n%s %s\n\n| contender |", level, title)
+	for _, u := range units {
+		fmt.Fprintf(b, " %s |", u)
+	}
+	if base > 0 {
+		b.WriteString(" × channel |")
+	}
+	if engine > 0 {
+		b.WriteString(" × courier |")
+	}
+	b.WriteString("\n|---|")
+	for range units {
+		b.WriteString("---:|")
+	}
+	if base > 0 {
+		b.WriteString("---:|")
+	}
+	if engine > 0 {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
+	for _, n := range names {
+		_, contender, ok := strings.Cut(n, "/")
+		if !ok {
+			contender = strings.TrimPrefix(n, "Benchmark")
+		}
+		fmt.Fprintf(b, "| %s |", contender)
+		for _, u := range units {
+			if xs, ok := res.values[n][u]; ok {
+				fmt.Fprintf(b, " %s |", format(median(xs)))
+			} else {
+				b.WriteString(" |")
+			}
+		}
+		if base > 0 {
+			fmt.Fprintf(b, " %s× |", ratio(median(res.values[n]["ns/op"])/base))
+		}
+		if engine > 0 {
+			fmt.Fprintf(b, " %s× |", ratio(median(res.values[n]["ns/op"])/engine))
+		}
+		b.WriteString("\n")
+	}
+}
+
+// ratio prints a ratio with one decimal, grouping the thousands of a large
+// one (a broker round trip is thousands of channel sends).
+func ratio(r float64) string {
+	if r >= 1000 {
+		return groupThousands(strconv.FormatFloat(r, 'f', 0, 64))
+	}
+	return strconv.FormatFloat(r, 'f', 1, 64)
 }
 
 // format prints a metric with a precision that suits its size.

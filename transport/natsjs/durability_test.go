@@ -131,7 +131,10 @@ func TestDurabilityAcrossRestart(t *testing.T) {
 	var second seen
 	require.NoError(t, q2.Consume(handler(&second, nil), courier.Workers(4)))
 	t0 := time.Now()
-	require.NoError(t, bus2.WaitIdle(ctx(t)))
+	// Generous: every write is synced, and CI disks can be slow.
+	settle, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	require.NoError(t, bus2.WaitIdle(settle))
 	t.Logf("idle %v after the restart", time.Since(t0).Round(time.Millisecond))
 
 	dead := map[int]bool{}

@@ -2,7 +2,6 @@ package natsjs
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -12,20 +11,27 @@ import (
 )
 
 // receiver pulls from every consumer of an inbox and hands the messages to
-// the bus's workers through one unbuffered channel, so a message is held by
-// the client only while a worker is about to take it or has it.
+// the bus's workers through one unbuffered channel. Each consumer has a
+// goroutine that fetches a batch at a time, waiting at most a second: a pull
+// request the server loses under load (nats-server#4736) costs a second,
+// not the 30 s of a long-lived pull, and a batch has a buffer of its own, so
+// nothing is dropped when the workers are slow.
 type receiver struct {
-	in     *inbox
-	decode courier.Decoder
-	out    chan *delivery
-	stop   chan struct{}
-	iters  []jetstream.MessagesContext
-	wg     sync.WaitGroup
-	once   sync.Once
+	in      *inbox
+	decode  courier.Decoder
+	out     chan *delivery
+	stop    chan struct{}
+	stopCtx context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	once    sync.Once
 
 	mu   sync.Mutex
 	open map[*delivery]struct{} // handed to a worker, not yet settled
 }
+
+// fetchWait bounds how long one fetch waits for messages.
+const fetchWait = time.Second
 
 func (in *inbox) newReceiver(decode courier.Decoder, prefetch int) (*receiver, error) {
 	r := &receiver{
@@ -35,24 +41,16 @@ func (in *inbox) newReceiver(decode courier.Decoder, prefetch int) (*receiver, e
 		stop:   make(chan struct{}),
 		open:   make(map[*delivery]struct{}),
 	}
+	r.stopCtx, r.cancel = context.WithCancel(context.Background())
 	for i, c := range in.consumers {
-		// Pull in batches, so a busy inbox is not one round trip per
-		// message; what is pulled and not taken is naked at Close.
-		n := max(4*prefetch, 32)
+		// Batches, so a busy inbox is not one round trip per message;
+		// what is fetched and not taken is naked at Close.
+		n := max(2*prefetch, 16)
 		if i > 0 {
 			n = 1 // a key partition has one message out at a time anyway
 		}
-		// A short pull expiry: a pull request the server has lost (it
-		// happens under load, nats-server#4736) is renewed within a
-		// second, instead of stalling the consumer for the default 30 s.
-		it, err := c.Messages(jetstream.PullMaxMessages(n), jetstream.PullExpiry(time.Second))
-		if err != nil {
-			r.Close()
-			return nil, err
-		}
-		r.iters = append(r.iters, it)
 		r.wg.Add(1)
-		go r.pump(it)
+		go r.pump(c, n)
 	}
 	r.wg.Add(1)
 	go r.keepAlive()
@@ -68,38 +66,39 @@ func (r *receiver) stopped() bool {
 	}
 }
 
-func (r *receiver) pump(it jetstream.MessagesContext) {
+func (r *receiver) pump(c jetstream.Consumer, n int) {
 	defer r.wg.Done()
-	for {
-		m, err := it.Next()
+	for !r.stopped() {
+		ctx, cancel := context.WithTimeout(r.stopCtx, fetchWait)
+		batch, err := c.Fetch(n, jetstream.FetchContext(ctx))
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || r.stopped() {
-				return
-			}
-			// A missed heartbeat or a lost connection: the iterator
-			// recovers on its own; do not spin while it does.
+			cancel()
+			// A lost connection: the client reconnects on its own; do
+			// not spin while it does.
 			t := time.NewTimer(50 * time.Millisecond)
 			select {
 			case <-r.stop:
 				t.Stop()
-				return
 			case <-t.C:
 			}
 			continue
 		}
-		d := r.delivery(m)
-		if d == nil {
-			continue
+		for m := range batch.Messages() {
+			d := r.delivery(m)
+			if d == nil {
+				continue
+			}
+			if r.stopped() {
+				_ = m.Nak()
+				continue
+			}
+			select {
+			case r.out <- d:
+			case <-r.stop:
+				_ = m.Nak()
+			}
 		}
-		if r.stopped() {
-			_ = m.Nak()
-			continue
-		}
-		select {
-		case r.out <- d:
-		case <-r.stop:
-			_ = m.Nak()
-		}
+		cancel()
 	}
 }
 
@@ -180,19 +179,12 @@ func (r *receiver) Next(ctx context.Context) (courier.Delivery, error) {
 	}
 }
 
-// Close implements courier.Receiver: it stops pulling, and naks what was
-// pulled but not taken, so that another receiver gets it at once.
+// Close implements courier.Receiver: it stops fetching, and naks what was
+// fetched but not taken, so that another receiver gets it at once.
 func (r *receiver) Close() error {
 	r.once.Do(func() {
 		close(r.stop)
-		connected := r.in.d.t.js.Conn().IsConnected()
-		for _, it := range r.iters {
-			if connected {
-				it.Drain() // what was pulled comes out of Next, and is naked
-			} else {
-				it.Stop() // nothing can be naked: the broker redelivers after AckWait
-			}
-		}
+		r.cancel()
 		r.wg.Wait()
 	})
 	return nil

@@ -328,9 +328,7 @@ func (b *Bus) doStop(cause error) error {
 
 	b.cancelRecv()
 	remotes := b.remoteInboxes()
-	for _, ri := range remotes {
-		ri.stopReceiving()
-	}
+	stopReceiving(remotes)
 	b.cancelHandlers()
 	for _, mb := range mbs {
 		for _, rec := range mb.stop() {

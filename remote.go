@@ -301,18 +301,25 @@ func (ri *remoteInbox) gauges() (InboxStats, error) {
 	return ri.inbox.Stats(ctx)
 }
 
-// stopReceiving closes ri's receivers: what they prefetched goes back to the
+// stopReceiving closes the receivers of every inbox at once (a Close may
+// wait for a fetch in progress): what they prefetched goes back to the
 // broker.
-func (ri *remoteInbox) stopReceiving() {
-	ri.mu.Lock()
-	rcvs := ri.receivers
-	ri.receivers = nil
-	ri.mu.Unlock()
-	for _, r := range rcvs {
-		if err := r.Close(); err != nil {
-			ri.mb.bus.logger.Warn("courier: closing a receiver failed", slog.String("inbox", ri.mb.where()), slog.Any("error", err))
+func stopReceiving(remotes []*remoteInbox) {
+	var wg sync.WaitGroup
+	for _, ri := range remotes {
+		ri.mu.Lock()
+		rcvs := ri.receivers
+		ri.receivers = nil
+		ri.mu.Unlock()
+		for _, r := range rcvs {
+			wg.Go(func() {
+				if err := r.Close(); err != nil {
+					ri.mb.bus.logger.Warn("courier: closing a receiver failed", slog.String("inbox", ri.mb.where()), slog.Any("error", err))
+				}
+			})
 		}
 	}
+	wg.Wait()
 }
 
 func (ri *remoteInbox) snapshot() Stats {

@@ -17,20 +17,19 @@ import (
 // not the 30 s of a long-lived pull, and a batch has a buffer of its own, so
 // nothing is dropped when the workers are slow.
 type receiver struct {
-	in      *inbox
-	decode  courier.Decoder
-	out     chan *delivery
-	stop    chan struct{}
-	stopCtx context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	once    sync.Once
+	in     *inbox
+	decode courier.Decoder
+	out    chan *delivery
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
 
 	mu   sync.Mutex
 	open map[*delivery]struct{} // handed to a worker, not yet settled
 }
 
-// fetchWait bounds how long one fetch waits for messages.
+// fetchWait bounds how long one fetch waits for messages; Close waits for
+// the fetches in progress, so it is also what stopping a receiver can take.
 const fetchWait = time.Second
 
 func (in *inbox) newReceiver(decode courier.Decoder, prefetch int) (*receiver, error) {
@@ -41,7 +40,6 @@ func (in *inbox) newReceiver(decode courier.Decoder, prefetch int) (*receiver, e
 		stop:   make(chan struct{}),
 		open:   make(map[*delivery]struct{}),
 	}
-	r.stopCtx, r.cancel = context.WithCancel(context.Background())
 	for i, c := range in.consumers {
 		// Batches, so a busy inbox is not one round trip per message;
 		// what is fetched and not taken is naked at Close.
@@ -69,10 +67,12 @@ func (r *receiver) stopped() bool {
 func (r *receiver) pump(c jetstream.Consumer, n int) {
 	defer r.wg.Done()
 	for !r.stopped() {
-		ctx, cancel := context.WithTimeout(r.stopCtx, fetchWait)
-		batch, err := c.Fetch(n, jetstream.FetchContext(ctx))
+		// FetchMaxWait, not a context: the server ends the request itself
+		// when the wait is over, so a message it sends is always read. A
+		// fetch cut short on the client drops what is in flight to it, and
+		// the message then waits out AckWait.
+		batch, err := c.Fetch(n, jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
-			cancel()
 			// A lost connection: the client reconnects on its own; do
 			// not spin while it does.
 			t := time.NewTimer(50 * time.Millisecond)
@@ -98,7 +98,6 @@ func (r *receiver) pump(c jetstream.Consumer, n int) {
 				_ = m.Nak()
 			}
 		}
-		cancel()
 	}
 }
 
@@ -184,7 +183,6 @@ func (r *receiver) Next(ctx context.Context) (courier.Delivery, error) {
 func (r *receiver) Close() error {
 	r.once.Do(func() {
 		close(r.stop)
-		r.cancel()
 		r.wg.Wait()
 	})
 	return nil

@@ -344,7 +344,13 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 	}
 	require.NotZero(t, evicted)
 	if nDurations > keepQueues {
-		require.NotNil(t, s.shards[0].done.byDur)
+		// Keys spread over the shards by a seeded hash, so which shard
+		// outgrew its fixed queues differs from run to run: one did.
+		grew := false
+		for i := range s.shards {
+			grew = grew || s.shards[i].done.byDur != nil
+		}
+		require.True(t, grew, "no shard needed more duration queues than keepQueues")
 	}
 }
 

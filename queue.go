@@ -78,22 +78,32 @@ func NewQueue[T any](bus *Bus, name string, opts ...Option) (*Queue[T], error) {
 	}
 	qc := &queueCore{bus: bus, name: name, workers: cfg.workers, mws: cfg.middleware, keyFn: cfg.keyFn}
 	qc.mb = newMailbox(bus, name, "", &cfg, cfg.middleware)
-	if bus.transport != nil {
-		rd, err := declareRemote(bus, name, false, &cfg, decodeMessage[T])
-		if err != nil {
-			return nil, err
-		}
-		if qc.remote, err = openRemoteInbox(rd, qc.mb, nil); err != nil {
-			return nil, err
-		}
-		qc.put = rd.send
-		bus.remotes = append(bus.remotes, qc.remote)
-	} else {
-		qc.put = qc.mb.put
-		bus.mailboxes = append(bus.mailboxes, qc.mb)
+	if err := qc.attach(&cfg, decodeMessage[T]); err != nil {
+		return nil, err
 	}
 	bus.names[name] = declaration{kind: "queue", typ: reflect.TypeFor[T](), obj: qc}
 	return &Queue[T]{c: qc}, nil
+}
+
+// attach puts the new queue qc, whose mailbox is made, on its engine: the
+// bus's transport, or the mailbox itself. Callers hold bus.mu.
+func (qc *queueCore) attach(cfg *config, decode Decoder) error {
+	b := qc.bus
+	if b.transport == nil {
+		qc.put = qc.mb.put
+		b.mailboxes = append(b.mailboxes, qc.mb)
+		return nil
+	}
+	rd, err := declareRemote(b, qc.name, false, cfg, decode)
+	if err != nil {
+		return err
+	}
+	if qc.remote, err = openRemoteInbox(rd, qc.mb, nil); err != nil {
+		return err
+	}
+	qc.put = rd.send
+	b.remotes = append(b.remotes, qc.remote)
+	return nil
 }
 
 // declarationConfig checks the arguments shared by NewQueue and NewTopic and

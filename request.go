@@ -98,19 +98,8 @@ func NewRequestQueue[Req, Resp any](bus *Bus, name string, opts ...Option) (*Req
 	qc.mb = newMailbox(bus, name, "", &cfg, cfg.middleware)
 	qc.mb.onDead = rc.deadLettered
 	qc.mb.onHandled = rc.handled
-	if bus.transport != nil {
-		rd, err := declareRemote(bus, name, false, &cfg, decodeMessage[Req])
-		if err != nil {
-			return nil, err
-		}
-		if qc.remote, err = openRemoteInbox(rd, qc.mb, nil); err != nil {
-			return nil, err
-		}
-		qc.put = rd.send
-		bus.remotes = append(bus.remotes, qc.remote)
-	} else {
-		qc.put = qc.mb.put
-		bus.mailboxes = append(bus.mailboxes, qc.mb)
+	if err := qc.attach(&cfg, decodeMessage[Req]); err != nil {
+		return nil, err
 	}
 	bus.names[name] = declaration{kind: "request queue", typ: typ, obj: qc}
 	rq := &RequestQueue[Req, Resp]{q: &Queue[Req]{c: qc}, rc: rc}

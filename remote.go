@@ -156,7 +156,6 @@ func (ri *remoteInbox) handle(w *worker, d Delivery) {
 	env := d.Message()
 	md, st := env.Meta(), env.state()
 	st.mb = ri.mb
-	st.phase = phaseInFlight
 	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
 	defer cancel()
 	if !md.ExpiresAt.IsZero() && !time.Now().Before(md.ExpiresAt) {
@@ -173,7 +172,7 @@ func (ri *remoteInbox) handle(w *worker, d Delivery) {
 	case err != nil:
 	case !keep:
 		ri.filtered.Add(1)
-		ri.settle(ctx, d.Ack(ctx), "ack")
+		ri.settle(d.Ack(ctx), "ack")
 		return
 	default:
 		err = w.deliver(env)
@@ -183,7 +182,7 @@ func (ri *remoteInbox) handle(w *worker, d Delivery) {
 			ri.mb.onHandled(env)
 		}
 		ri.handled.Add(1)
-		ri.settle(ctx, d.Ack(ctx), "ack")
+		ri.settle(d.Ack(ctx), "ack")
 		return
 	}
 	now := time.Now()
@@ -193,7 +192,7 @@ func (ri *remoteInbox) handle(w *worker, d Delivery) {
 		// The bus is stopping: the failure is likely the cancelled context's.
 		// The message goes back for the next consumer, not to dead letters.
 		b.returned.Add(1)
-		ri.settle(ctx, d.Nak(ctx, 0), "nak")
+		ri.settle(d.Nak(ctx, 0), "nak")
 		return
 	}
 	reason, delay := ri.mb.decide(env, err)
@@ -211,7 +210,7 @@ func (ri *remoteInbox) handle(w *worker, d Delivery) {
 		b.announcing.Add(1)
 	}
 	ri.retried.Add(1)
-	ri.settle(ctx, d.Nak(ctx, delay), "nak")
+	ri.settle(d.Nak(ctx, delay), "nak")
 	if info != nil {
 		b.announceRetry(info)
 	}
@@ -220,7 +219,7 @@ func (ri *remoteInbox) handle(w *worker, d Delivery) {
 // settle logs a failed ack or nak: the broker delivers the message again
 // when its acknowledgement wait runs out, so nothing is lost, but the
 // handler may see it twice.
-func (ri *remoteInbox) settle(_ context.Context, err error, what string) {
+func (ri *remoteInbox) settle(err error, what string) {
 	if err != nil {
 		ri.mb.bus.logger.Warn("courier: "+what+" failed; the message will be delivered again",
 			slog.String("inbox", ri.mb.where()), slog.Any("error", err))
@@ -251,7 +250,7 @@ func (ri *remoteInbox) deadLetter(ctx context.Context, d Delivery, env Envelope,
 		b.announced()
 		b.logger.Error("courier: storing a dead letter failed; the message will be delivered again",
 			slog.String("inbox", ri.mb.where()), slog.String("message_id", md.ID), slog.Any("error", e))
-		ri.settle(ctx, d.Nak(ctx, time.Second), "nak")
+		ri.settle(d.Nak(ctx, time.Second), "nak")
 		return
 	}
 	ri.deadLettered.Add(1)

@@ -89,14 +89,11 @@ func (d *destination) streamName() string {
 // subject is where a message of key goes: base.m.u, or base.m.k.<n>;
 // replays to a subscription go under base.r.<sub> instead.
 func (d *destination) subject(key, replayTo string) string {
-	s := d.base + ".m"
-	if replayTo != "" {
-		s = d.base + ".r." + token(replayTo)
+	p := -1
+	if key != "" {
+		p = d.t.partition(key)
 	}
-	if key == "" {
-		return s + ".u"
-	}
-	return s + ".k." + strconv.Itoa(d.t.partition(key))
+	return d.partitionSubject(p, replayTo)
 }
 
 // Send implements courier.Destination.

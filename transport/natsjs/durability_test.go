@@ -3,9 +3,10 @@ package natsjs_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
+	neturl "net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -226,8 +227,9 @@ func TestServerRestartWhileSending(t *testing.T) {
 	dir := t.TempDir()
 	e := start(t, natsjs.EmbeddedOptions{Dir: dir, Listen: true, ListenHost: "127.0.0.1"})
 	url := e.ClientURL()
-	var port int
-	_, err := fmtSscanfPort(url, &port)
+	u, err := neturl.Parse(url)
+	require.NoError(t, err)
+	port, err := strconv.Atoi(u.Port())
 	require.NoError(t, err)
 	nc, err := natsjs.Connect(url, natsjs.ConnectOptions{ReconnectWait: 20 * time.Millisecond})
 	require.NoError(t, err)
@@ -314,12 +316,4 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		<-tick.C
 	}
-}
-
-func fmtSscanfPort(url string, port *int) (int, error) {
-	i := len(url) - 1
-	for i >= 0 && url[i] != ':' {
-		i--
-	}
-	return fmt.Sscanf(url[i+1:], "%d", port)
 }

@@ -244,12 +244,6 @@ func (in *inbox) readDeadLetter(raw *jetstream.RawStreamMsg, decode courier.Deco
 		return courier.StoredDeadLetter{}, err
 	}
 	md.Destination, md.Subscription = in.d.spec.Name, in.sub
-	for _, k := range []string{HeaderDeadLetterReason, HeaderDeadLetterError, HeaderFirstAttemptAt, HeaderLastAttemptAt, HeaderDeadLetteredAt} {
-		delete(md.Headers, k)
-	}
-	if len(md.Headers) == 0 {
-		md.Headers = nil
-	}
 	info := courier.DeadLetterInfo{
 		Metadata: md,
 		Reason:   courier.Reason(raw.Header.Get(HeaderDeadLetterReason)),

@@ -280,7 +280,17 @@ func (in *inbox) RemoveDeadLetter(ctx context.Context, ref string) error {
 // waiting for their delay are among InFlight; a topic's scheduled messages
 // are counted for each of its subscriptions.
 func (in *inbox) Stats(ctx context.Context) (courier.InboxStats, error) {
+	// The reads are not one snapshot. Scheduled is read first: a message
+	// that falls due between the reads is then counted twice, never missed,
+	// so WaitIdle and Shutdown cannot see an empty inbox that is not.
 	var s courier.InboxStats
+	if in.scheduled != nil {
+		ci, err := in.scheduled.Info(ctx)
+		if err != nil {
+			return s, fmt.Errorf("natsjs: %w", err)
+		}
+		s.Scheduled = int(ci.NumPending)
+	}
 	for _, c := range in.consumers {
 		ci, err := c.Info(ctx)
 		if err != nil {
@@ -288,13 +298,6 @@ func (in *inbox) Stats(ctx context.Context) (courier.InboxStats, error) {
 		}
 		s.Depth += int(ci.NumPending)
 		s.InFlight += ci.NumAckPending
-	}
-	if in.scheduled != nil {
-		ci, err := in.scheduled.Info(ctx)
-		if err != nil {
-			return s, fmt.Errorf("natsjs: %w", err)
-		}
-		s.Scheduled = int(ci.NumPending)
 	}
 	si, err := in.dlq.Info(ctx)
 	if err != nil {

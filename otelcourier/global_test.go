@@ -34,7 +34,7 @@ type seen struct {
 
 // tracedQueue returns a queue of a new bus using mw, whose handler reports
 // what it saw.
-func tracedQueue(t *testing.T, mw courier.Middleware) (*courier.Queue[int], <-chan seen) {
+func tracedQueue(t *testing.T, mw courier.Middleware) (*courier.Queue[int], <-chan seen, *courier.Bus) {
 	t.Helper()
 	bus := courier.New(courier.WithLogger(slog.New(slog.DiscardHandler)))
 	t.Cleanup(func() { _ = bus.Close() })
@@ -50,7 +50,7 @@ func tracedQueue(t *testing.T, mw courier.Middleware) (*courier.Queue[int], <-ch
 		}
 		return nil
 	}))
-	return q, ch
+	return q, ch, bus
 }
 
 func traceparent(sc trace.SpanContext) string {
@@ -63,19 +63,19 @@ func TestNoopTracerProviderPropagates(t *testing.T) {
 	ctx := trace.ContextWithSpanContext(context.Background(), callerSpan)
 	tp := otelcourier.WithTracerProvider(noop.NewTracerProvider())
 
-	q, got := tracedQueue(t, otelcourier.Middleware(tp))
+	q, got, _ := tracedQueue(t, otelcourier.Middleware(tp))
 	require.NoError(t, q.Send(ctx, 1))
 	s := <-got
 	require.Equal(t, traceparent(callerSpan), s.traceparent)
 	require.False(t, s.span.IsValid(), "links mode: no parent for the handler")
 
-	q, got = tracedQueue(t, otelcourier.Middleware(tp, otelcourier.WithParentProcessSpan()))
+	q, got, _ = tracedQueue(t, otelcourier.Middleware(tp, otelcourier.WithParentProcessSpan()))
 	require.NoError(t, q.Send(ctx, 1))
 	s = <-got
 	require.Equal(t, callerSpan.SpanID(), s.span.SpanID())
 	require.True(t, s.span.IsRemote())
 
-	q, got = tracedQueue(t, otelcourier.Middleware(tp))
+	q, got, _ = tracedQueue(t, otelcourier.Middleware(tp))
 	require.NoError(t, q.Send(context.Background(), 1))
 	require.Empty(t, (<-got).traceparent, "nothing to propagate")
 }
@@ -86,7 +86,7 @@ func TestNoopTracerProviderPropagates(t *testing.T) {
 // state that cannot be undone, and the other tests do not depend on it.
 func TestGlobalProvidersFollowed(t *testing.T) {
 	mw := otelcourier.Middleware()
-	q, got := tracedQueue(t, mw)
+	q, got, bus := tracedQueue(t, mw)
 
 	if _, set := otel.GetTracerProvider().(*sdktrace.TracerProvider); !set {
 		ctx := trace.ContextWithSpanContext(context.Background(), callerSpan)
@@ -105,5 +105,7 @@ func TestGlobalProvidersFollowed(t *testing.T) {
 	require.True(t, s.span.IsValid(), "the handler runs under a process span")
 	require.NotEmpty(t, s.traceparent)
 	require.Equal(t, "acme", s.tenant, "baggage crosses: the global propagator is used")
+	// The process span ends after the handler returns: wait for that.
+	require.NoError(t, bus.WaitIdle(t.Context()))
 	require.Len(t, rec.Ended(), 2, "a send and a process span")
 }

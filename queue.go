@@ -4,7 +4,8 @@ import (
 	"context"
 	"reflect"
 	"sync/atomic"
-	"time"
+
+	"github.com/courierbus/courier/internal/clock"
 )
 
 // Handler handles one delivery attempt of a typed message. Returning nil
@@ -158,7 +159,7 @@ func newMessage[T any](ctx context.Context, destination string, body T, try bool
 	m := &Message[T]{Body: body}
 	md := &m.Metadata
 	md.Destination = destination
-	md.SentAt = time.Now()
+	md.SentAt = clock.Now() // one clock reading, not time.Now's two
 	if len(opts) > 0 {
 		if err := applySendOptions(md, opts); err != nil {
 			return nil, err

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/courierbus/courier"
+	"github.com/courierbus/courier/internal/clock"
 )
 
 // Log messages written by [Logging].
@@ -55,7 +56,7 @@ func Logging(logger *slog.Logger) courier.Middleware {
 		Name: "logging",
 		Handle: func(next courier.HandlerFunc) courier.HandlerFunc {
 			return func(ctx context.Context, env courier.Envelope) error {
-				start := time.Now()
+				start := clock.Now()
 				err := next(ctx, env)
 				level, msg := slog.LevelDebug, msgHandled
 				if err != nil {

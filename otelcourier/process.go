@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/courierbus/courier"
+	"github.com/courierbus/courier/internal/clock"
 )
 
 // handle wraps the handling path: a CONSUMER span "process {destination}"
@@ -22,7 +23,7 @@ func (mw *middleware) handle(next courier.HandlerFunc) courier.HandlerFunc {
 		attempt := md.Attempt
 		var start time.Time
 		if mw.metrics.process.Enabled(ctx) {
-			start = time.Now()
+			start = clock.Now()
 		}
 		var span trace.Span
 		tracer := mw.tracing.active()

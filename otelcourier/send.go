@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/courierbus/courier"
+	"github.com/courierbus/courier/internal/clock"
 )
 
 // send wraps the send path: a PRODUCER span "send {destination}" whose
@@ -23,7 +24,7 @@ func (mw *middleware) send(next courier.SendFunc) courier.SendFunc {
 		var d *dest // looked up only when something is recorded
 		var start time.Time
 		if mw.metrics.operation.Enabled(ctx) {
-			start = time.Now()
+			start = clock.Now()
 		}
 		var span trace.Span
 		if tracer := mw.tracing.active(); tracer != nil {

@@ -19,16 +19,10 @@ type profile struct {
 	keyed bool // every message carries its own idempotency key
 }
 
-// sendOptions returns the send options of message i; keys, made before the
-// clock starts, are the application's business, not Courier's.
-func (p profile) sendOptions(keys []string, i int) []courier.SendOption {
-	if !p.keyed {
-		return nil
-	}
-	return []courier.SendOption{courier.WithIdempotencyKey(keys[i])}
-}
-
-// keys returns n distinct idempotency keys when the profile uses them.
+// keys returns n distinct idempotency keys when the profile uses them, nil
+// otherwise. They are made before the clock starts: they are the
+// application's business, not Courier's. Senders pass the key option
+// directly, as an application does, which costs no allocation.
 func (p profile) keys(n int) []string {
 	if !p.keyed {
 		return nil

@@ -54,7 +54,13 @@ func courierTopic(chain func() profile) setup {
 		keys := p.keys(b.N)
 		return pubsub{
 			send: func(i int) {
-				if err := t.Publish(ctx, Payload{Seq: int64(i)}, p.sendOptions(keys, i)...); err != nil {
+				var err error
+				if keys != nil {
+					err = t.Publish(ctx, Payload{Seq: int64(i)}, courier.WithIdempotencyKey(keys[i]))
+				} else {
+					err = t.Publish(ctx, Payload{Seq: int64(i)})
+				}
+				if err != nil {
 					b.Fatal(err)
 				}
 			},

@@ -132,7 +132,13 @@ func courierWorkers(n int, chain func() profile) setup {
 		keys := p.keys(b.N)
 		return pubsub{
 			send: func(i int) {
-				if err := q.Send(ctx, Payload{Seq: int64(i)}, p.sendOptions(keys, i)...); err != nil {
+				var err error
+				if keys != nil {
+					err = q.Send(ctx, Payload{Seq: int64(i)}, courier.WithIdempotencyKey(keys[i]))
+				} else {
+					err = q.Send(ctx, Payload{Seq: int64(i)})
+				}
+				if err != nil {
 					b.Error(err)
 				}
 			},

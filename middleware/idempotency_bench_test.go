@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/courierbus/courier"
 	"github.com/courierbus/courier/middleware"
@@ -79,5 +80,39 @@ func benchIdempotency(b *testing.B, withMiddleware bool) {
 		if st := idem.Stats(); st.Committed != uint64(len(keys)) || st.StoreErrors != 0 {
 			b.Fatalf("stats %+v after %d messages", st, len(keys))
 		}
+	}
+}
+
+// BenchmarkMemoryStoreChurn is the store's work for one message of the full
+// benchmark chain: a send and a delivery, each reserving and committing a
+// key never seen before, in a store that is full, so that each commit also
+// evicts.
+func BenchmarkMemoryStoreChurn(b *testing.B) {
+	s := middleware.NewMemoryStore(middleware.MemoryStoreOptions{})
+	ctx := context.Background()
+	const fill = 2 * middleware.DefaultMaxKeys
+	keys := make([]string, fill+b.N)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+	}
+	step := func(id string) {
+		for _, scope := range [...]string{"sent/orders", "handled/orders"} {
+			k := middleware.Key{Scope: scope, ID: id}
+			r, err := s.Reserve(ctx, k, time.Minute)
+			if err != nil || r.Status != middleware.Reserved {
+				b.Fatalf("Reserve(%v) = %v, %v", k, r, err)
+			}
+			if err := s.Commit(ctx, k, r.Token, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, id := range keys[:fill] {
+		step(id)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for _, id := range keys[fill:] {
+		step(id)
 	}
 }

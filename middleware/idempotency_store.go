@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/courierbus/courier/internal/clock"
 )
 
 // Store records idempotency keys for [Idempotency]: which keys are being
@@ -180,14 +182,15 @@ type MemoryStore struct {
 // it, under a lock of its own.
 type memoryShard struct {
 	mu      sync.Mutex
-	maxKeys int           // done keys this shard remembers
-	keys    map[Key]int32 // index in ents
-	ents    []storeEntry  // reserved, done and free entries
-	free    int32         // first free entry, linked by next; -1 for none
-	held    queueSet      // reservations, one queue per lease
-	done    queueSet      // committed keys, one queue per ttl
-	nHeld   int           // live slots in held
-	nDone   int           // live slots in done
+	maxKeys int          // done keys this shard remembers
+	index   []uint64     // the keys: see find
+	indexed int          // entries in index
+	ents    []storeEntry // reserved, done and free entries
+	free    int32        // first free entry, linked by next; -1 for none
+	held    queueSet     // reservations, one queue per lease
+	done    queueSet     // committed keys, one queue per ttl
+	nHeld   int          // live slots in held
+	nDone   int          // live slots in done
 	// epoch is the first clock reading, and now the latest, in nanoseconds
 	// since epoch. Calls read the clock before they lock, so they may come in
 	// out of order: now never goes back, so that expiries pushed to a queue
@@ -206,6 +209,7 @@ type memoryShard struct {
 
 type storeEntry struct {
 	key   Key
+	hash  uint64       // of key, for the index
 	token uint64       // 0 once committed
 	gen   uint64       // bumped when the entry leaves its queue: its slot there is stale
 	q     *expiryQueue // where the entry's live slot is; nil while free
@@ -232,25 +236,20 @@ func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
 	if opts.MaxKeys >= shardedMinKeys {
 		n = memoryShards
 	}
-	s := &MemoryStore{mask: uint64(n - 1), shards: make([]memoryShard, n)}
-	if n > 1 {
-		s.seed = maphash.MakeSeed()
-	}
+	s := &MemoryStore{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]memoryShard, n)}
 	perShard := (opts.MaxKeys + n - 1) / n
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.maxKeys, sh.keys, sh.free = perShard, make(map[Key]int32), -1
+		sh.maxKeys, sh.free = perShard, -1
 		sh.base, sh.step = uint64(i+1), uint64(n)
 	}
 	return s
 }
 
-// shard returns the shard of key.
-func (s *MemoryStore) shard(key Key) *memoryShard {
-	if s.mask == 0 {
-		return &s.shards[0]
-	}
-	return &s.shards[maphash.Comparable(s.seed, key)&s.mask]
+// shard returns the shard of key, and the key's hash.
+func (s *MemoryStore) shard(key Key) (*memoryShard, uint64) {
+	h := maphash.Comparable(s.seed, key)
+	return &s.shards[h&s.mask], h
 }
 
 // Reserve implements [Store].
@@ -258,33 +257,33 @@ func (s *MemoryStore) Reserve(ctx context.Context, key Key, lease time.Duration)
 	if err := ctx.Err(); err != nil {
 		return Reservation{}, err
 	}
-	sh := s.shard(key)
-	t := time.Now()
+	sh, h := s.shard(key)
+	t := clock.Now()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return sh.reserveLocked(key, lease, t), nil
+	return sh.reserveLocked(key, h, lease, t), nil
 }
 
 // Commit implements [Store].
 func (s *MemoryStore) Commit(_ context.Context, key Key, token uint64, ttl time.Duration) error {
-	sh := s.shard(key)
+	sh, h := s.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return sh.commitLocked(key, token, ttl)
+	return sh.commitLocked(key, h, token, ttl)
 }
 
 // Release implements [Store].
 func (s *MemoryStore) Release(_ context.Context, key Key, token uint64) error {
-	sh := s.shard(key)
+	sh, h := s.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return sh.releaseLocked(key, token)
+	return sh.releaseLocked(key, h, token)
 }
 
 // Stats returns a snapshot of the store's contents, expired keys excluded:
 // the sums over its shards, each locked in turn.
 func (s *MemoryStore) Stats() MemoryStoreStats {
-	t := time.Now()
+	t := clock.Now()
 	var st MemoryStoreStats
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -302,11 +301,12 @@ func (s *MemoryStore) Stats() MemoryStoreStats {
 // context: [Idempotency] then need not detach it from cancellation.
 func (*MemoryStore) ignoresContext() {}
 
-// reserveLocked is Reserve on the shard, with t the clock reading.
-func (s *memoryShard) reserveLocked(key Key, lease time.Duration, t time.Time) Reservation {
+// reserveLocked is Reserve on the shard, with h the hash of key and t the
+// clock reading.
+func (s *memoryShard) reserveLocked(key Key, h uint64, lease time.Duration, t time.Time) Reservation {
 	now := s.clockLocked(t)
 	s.expireLocked(now)
-	if i, ok := s.keys[key]; ok {
+	if i := s.find(key, h); i >= 0 {
 		if s.ents[i].token == 0 {
 			return Reservation{Status: Done}
 		}
@@ -320,9 +320,9 @@ func (s *memoryShard) reserveLocked(key Key, lease time.Duration, t time.Time) R
 		s.ents = append(s.ents, storeEntry{})
 	}
 	e := &s.ents[i]
-	e.key, e.token, e.next = key, s.base+s.issued*s.step, 0
+	e.key, e.hash, e.token, e.next = key, h, s.base+s.issued*s.step, 0
 	s.issued++
-	s.keys[key] = i
+	s.addToIndex(i)
 	s.pushLocked(&s.held, i, lease, now)
 	s.nHeld++
 	return Reservation{Status: Reserved, Token: e.token}
@@ -332,8 +332,8 @@ func (s *memoryShard) reserveLocked(key Key, lease time.Duration, t time.Time) R
 // ttl after the shard's time, which is at or after the key's Reserve, and
 // nothing in the shard is due to expire before that time that was not
 // dropped already.
-func (s *memoryShard) commitLocked(key Key, token uint64, ttl time.Duration) error {
-	i, err := s.heldLocked(key, token)
+func (s *memoryShard) commitLocked(key Key, h, token uint64, ttl time.Duration) error {
+	i, err := s.heldLocked(key, h, token)
 	if err != nil {
 		return err
 	}
@@ -350,8 +350,8 @@ func (s *memoryShard) commitLocked(key Key, token uint64, ttl time.Duration) err
 }
 
 // releaseLocked is Release on the shard. It reads no clock either.
-func (s *memoryShard) releaseLocked(key Key, token uint64) error {
-	i, err := s.heldLocked(key, token)
+func (s *memoryShard) releaseLocked(key Key, h, token uint64) error {
+	i, err := s.heldLocked(key, h, token)
 	if err != nil {
 		return err
 	}
@@ -375,9 +375,9 @@ func (s *memoryShard) clockLocked(t time.Time) int64 {
 	return now
 }
 
-func (s *memoryShard) heldLocked(key Key, token uint64) (int32, error) {
-	i, ok := s.keys[key]
-	if !ok || s.ents[i].token == 0 || s.ents[i].token != token {
+func (s *memoryShard) heldLocked(key Key, h, token uint64) (int32, error) {
+	i := s.find(key, h)
+	if i < 0 || s.ents[i].token == 0 || s.ents[i].token != token {
 		return -1, ErrNotHeld
 	}
 	return i, nil
@@ -420,7 +420,7 @@ func (s *memoryShard) forgetLocked(i int32) {
 	} else {
 		s.nHeld--
 	}
-	delete(s.keys, e.key)
+	s.removeFromIndex(i)
 	*e = storeEntry{gen: e.gen, next: s.free}
 	s.free = i
 }

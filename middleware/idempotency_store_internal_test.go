@@ -25,8 +25,8 @@ func checkStore(t *testing.T, s *MemoryStore) (slots, capacity int) {
 		n, c := checkShard(t, sh)
 		slots, capacity = slots+n, capacity+c
 		sh.mu.Lock()
-		for k := range sh.keys {
-			if s.shard(k) != sh {
+		for k := range sh.keyMap() {
+			if s.shardOf(k) != sh {
 				t.Fatalf("key %v: in shard %d, hashed to another", k, i)
 			}
 		}
@@ -97,8 +97,9 @@ func checkShard(t *testing.T, s *memoryShard) (slots, capacity int) {
 		}
 	}
 	require.LessOrEqual(t, s.nDone, s.maxKeys)
-	require.Len(t, s.keys, s.nHeld+s.nDone)
-	for k, i := range s.keys {
+	checkIndex(t, s)
+	require.Len(t, s.keyMap(), s.nHeld+s.nDone)
+	for k, i := range s.keyMap() {
 		if s.ents[i].key != k || !live[i] {
 			t.Fatalf("key %v: entry %d holds %v, live %v", k, i, s.ents[i].key, live[i])
 		}
@@ -248,7 +249,7 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 	expire := func(now time.Time, sh *memoryShard) {
 		clock[sh] = now
 		for k, m := range model {
-			if s.shard(k) == sh && !now.Before(m.expires) {
+			if s.shardOf(k) == sh && !now.Before(m.expires) {
 				delete(model, k)
 			}
 		}
@@ -259,7 +260,7 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 			time.Sleep(time.Duration(rnd.IntN(10)) * time.Minute)
 		}
 		k := Key{Scope: "s", ID: strconv.Itoa(rnd.IntN(nKeys))}
-		sh := s.shard(k)
+		sh := s.shardOf(k)
 		d := durations[rnd.IntN(len(durations))]
 		m := model[k]
 		switch op := rnd.IntN(3); {
@@ -288,7 +289,7 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 			require.NoError(t, s.Commit(ctx, k, m.token, d))
 			var done []Key
 			for k2, m := range model {
-				if m.token == 0 && s.shard(k2) == sh {
+				if m.token == 0 && s.shardOf(k2) == sh {
 					done = append(done, k2)
 				}
 			}
@@ -312,12 +313,12 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 		}
 		nKeys := 0
 		for i := range s.shards {
-			nKeys += len(s.shards[i].keys)
+			nKeys += len(s.shards[i].keyMap())
 		}
 		require.Len(t, model, nKeys)
 		for k, m := range model {
-			sh := s.shard(k)
-			i, ok := sh.keys[k]
+			sh := s.shardOf(k)
+			i, ok := sh.keyMap()[k]
 			if !ok {
 				t.Fatalf("key %v: not in the store", k)
 			}
@@ -469,7 +470,7 @@ func TestMemoryStoreShardedStats(t *testing.T) {
 		full := 0
 		for i := 0; full < memoryShards; i++ {
 			k := Key{Scope: "s", ID: strconv.Itoa(i)}
-			sh := s.shard(k)
+			sh := s.shardOf(k)
 			if len(byShard[sh]) == perShard {
 				continue
 			}
@@ -486,7 +487,7 @@ func TestMemoryStoreShardedStats(t *testing.T) {
 		extra := map[*memoryShard]bool{}
 		for i := 0; len(extra) < memoryShards; i++ {
 			k := Key{Scope: "extra", ID: strconv.Itoa(i)}
-			sh := s.shard(k)
+			sh := s.shardOf(k)
 			if extra[sh] {
 				continue
 			}
@@ -523,4 +524,98 @@ func TestMemoryStoreShardedStats(t *testing.T) {
 		require.ErrorIs(t, s.Release(ctx, Key{Scope: "s", ID: "held"}, held.Token), ErrNotHeld)
 		checkStore(t, s)
 	})
+}
+
+// shardOf returns the shard of k.
+func (s *MemoryStore) shardOf(k Key) *memoryShard {
+	sh, _ := s.shard(k)
+	return sh
+}
+
+// keyMap returns the shard's index as a map from key to entry.
+func (s *memoryShard) keyMap() map[Key]int32 {
+	m := map[Key]int32{}
+	for _, v := range s.index {
+		if v != 0 {
+			i := int32(uint32(v)) - 1
+			m[s.ents[i].key] = i
+		}
+	}
+	return m
+}
+
+// checkIndex checks the invariants of a shard's index: at most half full,
+// with its count right, each entry once, and each found by a probe from its
+// first slot that meets no empty slot.
+func checkIndex(t *testing.T, s *memoryShard) {
+	t.Helper()
+	n := 0
+	seen := map[int32]bool{}
+	mask := len(s.index) - 1
+	for p, v := range s.index {
+		if v == 0 {
+			continue
+		}
+		n++
+		i := int32(uint32(v)) - 1
+		require.Equal(t, indexSlot(s.ents[i].hash, i), v, "slot %d", p)
+		if seen[i] {
+			t.Fatalf("entry %d indexed twice", i)
+		}
+		seen[i] = true
+		for q := home(v, mask); q != p; q = (q + 1) & mask {
+			if s.index[q] == 0 {
+				t.Fatalf("entry %d at slot %d: an empty slot %d between it and its first slot", i, p, q)
+			}
+		}
+		if got := s.find(s.ents[i].key, s.ents[i].hash); got != i {
+			t.Fatalf("find(%v) = %d, want %d", s.ents[i].key, got, i)
+		}
+	}
+	require.Equal(t, n, s.indexed)
+	require.LessOrEqual(t, 2*n, len(s.index), "at most half full")
+}
+
+// TestIndexAgainstMap drives a shard's index with hashes that collide on
+// purpose (few first slots, some near the end of the table so that probes
+// wrap), against a map.
+func TestIndexAgainstMap(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 11))
+	s := &memoryShard{free: -1}
+	model := map[Key]int32{}
+	var live []int32
+	for n := range 20000 {
+		if len(live) == 0 || rnd.IntN(2) == 0 {
+			k := Key{Scope: "s", ID: strconv.Itoa(n)}
+			mask := uint64(max(len(s.index), minIndex) - 1)
+			slot := uint64(rnd.IntN(4)) // one of the first four slots
+			if rnd.IntN(2) == 0 {
+				slot = mask - uint64(rnd.IntN(3)) // or of the last three
+			}
+			h := slot<<32 | uint64(rnd.Uint32())&0xffff
+			i := int32(len(s.ents))
+			s.ents = append(s.ents, storeEntry{key: k, hash: h})
+			s.addToIndex(i)
+			model[k] = i
+			live = append(live, i)
+		} else {
+			j := rnd.IntN(len(live))
+			i := live[j]
+			live[j] = live[len(live)-1]
+			live = live[:len(live)-1]
+			s.removeFromIndex(i)
+			delete(model, s.ents[i].key)
+		}
+		if len(live) > 200 { // keep clusters dense: remove more than add
+			i := live[0]
+			live = live[1:]
+			s.removeFromIndex(i)
+			delete(model, s.ents[i].key)
+		}
+		checkIndex(t, s)
+		require.Equal(t, model, s.keyMap())
+		if miss := (Key{Scope: "s", ID: "missing"}); s.find(miss, s.ents[0].hash) != -1 {
+			t.Fatal("found a key never added")
+		}
+	}
 }

@@ -16,6 +16,7 @@ func BenchmarkP2P(b *testing.B) {
 		s    setup
 	}{
 		{"channel", channelSetup},
+		{"channel-message", messageChannelSetup},
 		{"courier", courierQueue(noChain)},
 		{"courier-default", courierQueue(defaultChain)},
 		{"courier-full", courierQueue(fullChain)},

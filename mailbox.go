@@ -36,6 +36,7 @@ type mailbox struct {
 	state     mbState
 	ready     ring[Envelope]
 	lanes     map[string]*ring[Envelope] // key → messages waiting behind the key's current one
+	idleLanes []*ring[Envelope]          // empty lanes kept for reuse, at most maxIdleLanes
 	laned     int                        // messages waiting in lanes
 	owned     int
 	inFlight  int
@@ -235,13 +236,34 @@ func (mb *mailbox) readyLocked(env Envelope) {
 		if mb.lanes == nil {
 			mb.lanes = make(map[string]*ring[Envelope])
 		}
-		mb.lanes[key] = new(ring[Envelope])
+		mb.lanes[key] = mb.newLaneLocked()
 		st.holdsLane = true
 	}
 	mb.ready.push(env)
 	if mb.idle > 0 {
 		mb.work.Signal()
 	}
+}
+
+// maxIdleLanes bounds the empty key lanes a mailbox keeps for reuse: a key
+// whose messages come one at a time takes a lane and gives it back per
+// message, and reuse saves an allocation each time.
+// A lane whose buffer grew beyond maxIdleLaneBuf is not kept: a burst on one
+// key must not pin its memory.
+const (
+	maxIdleLanes   = 64
+	maxIdleLaneBuf = 64
+)
+
+// newLaneLocked returns an empty lane, reused when one is idle.
+func (mb *mailbox) newLaneLocked() *ring[Envelope] {
+	if n := len(mb.idleLanes); n > 0 {
+		lane := mb.idleLanes[n-1]
+		mb.idleLanes[n-1] = nil
+		mb.idleLanes = mb.idleLanes[:n-1]
+		return lane
+	}
+	return new(ring[Envelope])
 }
 
 // fromScheduler takes back a message whose due time has come.
@@ -450,6 +472,9 @@ func (mb *mailbox) finishLocked(env Envelope) {
 			}
 		} else {
 			delete(mb.lanes, key)
+			if len(mb.idleLanes) < maxIdleLanes && len(lane.buf) <= maxIdleLaneBuf {
+				mb.idleLanes = append(mb.idleLanes, lane)
+			}
 		}
 	}
 	mb.freedLocked()

@@ -1,6 +1,7 @@
 package courier
 
-// ring is a growable FIFO over a circular slice. The zero value is empty and
+// ring is a growable FIFO over a circular slice whose length is a power of
+// two (indexes wrap with a mask, not a division). The zero value is empty and
 // ready to use. It is not safe for concurrent use.
 type ring[T any] struct {
 	buf  []T
@@ -14,7 +15,7 @@ func (r *ring[T]) push(v T) {
 	if r.n == len(r.buf) {
 		r.grow()
 	}
-	r.buf[(r.head+r.n)%len(r.buf)] = v
+	r.buf[(r.head+r.n)&(len(r.buf)-1)] = v
 	r.n++
 }
 
@@ -22,13 +23,13 @@ func (r *ring[T]) pop() T {
 	var zero T
 	v := r.buf[r.head]
 	r.buf[r.head] = zero
-	r.head = (r.head + 1) % len(r.buf)
+	r.head = (r.head + 1) & (len(r.buf) - 1)
 	r.n--
 	return v
 }
 
 // at returns the i-th element from the front.
-func (r *ring[T]) at(i int) T { return r.buf[(r.head+i)%len(r.buf)] }
+func (r *ring[T]) at(i int) T { return r.buf[(r.head+i)&(len(r.buf)-1)] }
 
 func (r *ring[T]) grow() {
 	buf := make([]T, max(8, 2*len(r.buf)))

@@ -92,7 +92,6 @@ type Envelope interface {
 
 	state() *msgState
 	clone() Envelope
-	appendClones(dst []Envelope, n int) []Envelope
 }
 
 // Meta implements [Envelope].
@@ -111,26 +110,6 @@ func (m *Message[T]) clone() Envelope {
 	c.st.try = m.st.try
 	c.st.heapIndex = -1
 	return c
-}
-
-// appendClones appends n copies made as by clone to dst. The copies share
-// one allocation, so a fan-out allocates once however many subscriptions it
-// reaches; the price is that a copy kept longer (scheduled, or dead-lettered)
-// keeps its siblings' memory too.
-func (m *Message[T]) appendClones(dst []Envelope, n int) []Envelope {
-	if n == 0 {
-		return dst
-	}
-	cs := make([]Message[T], n)
-	for i := range cs {
-		c := &cs[i]
-		c.Metadata, c.Body = m.Metadata, m.Body
-		c.Headers = maps.Clone(m.Headers)
-		c.st.try = m.st.try
-		c.st.heapIndex = -1
-		dst = append(dst, c)
-	}
-	return dst
 }
 
 // CloneEnvelope returns a new, unsent message with env's metadata, headers and

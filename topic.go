@@ -249,7 +249,10 @@ func (tc *topicCore) fanout(ctx context.Context, env Envelope) error {
 	// Copy before committing: once committed, a worker may be changing the
 	// original.
 	var cbuf [8]Envelope
-	copies := env.appendClones(append(cbuf[:0], env), len(targets)-1)
+	copies := append(cbuf[:0], env)
+	for range targets[1:] {
+		copies = append(copies, env.clone())
+	}
 	for i, s := range targets {
 		copies[i].Meta().Subscription = s.name
 	}

@@ -245,11 +245,10 @@ func (mb *mailbox) readyLocked(env Envelope) {
 	}
 }
 
-// maxIdleLanes bounds the empty key lanes a mailbox keeps for reuse: a key
-// whose messages come one at a time takes a lane and gives it back per
-// message, and reuse saves an allocation each time.
-// A lane whose buffer grew beyond maxIdleLaneBuf is not kept: a burst on one
-// key must not pin its memory.
+// A key whose messages come one at a time takes a lane and gives it back per
+// message, so a mailbox keeps up to maxIdleLanes empty lanes for reuse. A lane
+// whose buffer grew beyond maxIdleLaneBuf is not kept: a burst on one key
+// must not pin its memory.
 const (
 	maxIdleLanes   = 64
 	maxIdleLaneBuf = 64

@@ -203,7 +203,7 @@ func (mb *mailbox) commitLocked(env Envelope) (DeadLetterInfo, bool) {
 		return mb.deadLetterLocked(env, ReasonShutdown, nil), true
 	}
 	if md := env.Meta(); !md.DeliverAt.IsZero() {
-		st.due = md.DeliverAt
+		st.extraLocked().due = md.DeliverAt
 		return mb.scheduleLocked(env)
 	}
 	mb.readyLocked(env)
@@ -377,9 +377,10 @@ func (mb *mailbox) failed(w *worker, env Envelope, err error) {
 		mb.inFlight--
 		mb.stats.Retried++
 		retryAt := now.Add(delay)
-		st.due = retryAt
-		if !md.ExpiresAt.IsZero() && md.ExpiresAt.Before(st.due) {
-			st.due = md.ExpiresAt // wake at expiry to dead-letter it on time
+		x := st.extraLocked()
+		x.due = retryAt
+		if !md.ExpiresAt.IsZero() && md.ExpiresAt.Before(x.due) {
+			x.due = md.ExpiresAt // wake at expiry to dead-letter it on time
 		}
 		// Copy what the hooks see before scheduling: once scheduled, the
 		// message may be delivered again, by another worker, at once.
@@ -414,23 +415,28 @@ func (mb *mailbox) decide(env Envelope, err error) (Reason, time.Duration) {
 	case md.Attempt >= mb.retry.MaxAttempts:
 		return ReasonMaxAttempts, 0
 	}
-	if int(st.delayFor) != md.Attempt {
-		if st.backoff == nil {
-			st.backoff = mb.retry.newBackOff()
+	// Made under the lock: abandon may be recording a failure meanwhile.
+	// The fields used below are the worker's alone.
+	mb.mu.Lock()
+	x := st.extraLocked()
+	mb.mu.Unlock()
+	if x.delayFor != md.Attempt {
+		if x.backoff == nil {
+			x.backoff = mb.retry.newBackOff()
 			if mb.remote != nil {
 				// A transport's message arrives fresh at each attempt: draw
 				// the delays of the attempts before this one first.
 				for range md.Attempt - 1 {
-					st.backoff.NextBackOff()
+					x.backoff.NextBackOff()
 				}
 			}
 		}
-		st.delay, st.delayFor = st.backoff.NextBackOff(), int32(md.Attempt)
+		x.delay, x.delayFor = x.backoff.NextBackOff(), md.Attempt
 	}
-	if st.delay == backoff.Stop {
+	if x.delay == backoff.Stop {
 		return ReasonMaxAttempts, 0
 	}
-	return "", st.delay
+	return "", x.delay
 }
 
 // dropNew dead-letters a message the overflow policy turned away. It holds
@@ -500,12 +506,9 @@ func (mb *mailbox) freedLocked() {
 func (mb *mailbox) deadLetterLocked(env Envelope, reason Reason, err error) DeadLetterInfo {
 	st, md := env.state(), env.Meta()
 	st.mb = mb
-	var first, last time.Time
-	if f := st.fail; f != nil {
-		first, last = f.first, f.last
-		if err == nil {
-			err = f.lastErr
-		}
+	first, last, lastErr := st.failures()
+	if err == nil {
+		err = lastErr
 	}
 	mb.finishLocked(env)
 	st.phase = phaseDone
@@ -682,10 +685,8 @@ func resetForReplay(env Envelope) {
 	md.DeliverAt = time.Time{}
 	md.ExpiresAt = time.Time{}
 	// Field by field: idText backs md.ID and must not be written again.
-	st.mb, st.phase, st.due, st.heapIndex, st.seq = nil, phaseNew, time.Time{}, -1, 0
+	st.mb, st.phase, st.x = nil, phaseNew, nil
 	st.holdsLane, st.try = false, false
-	st.fail, st.backoff = nil, nil
-	st.delay, st.delayFor = 0, 0
 }
 
 func (mb *mailbox) snapshot() Stats {

@@ -108,7 +108,6 @@ func (m *Message[T]) clone() Envelope {
 	c := &Message[T]{Metadata: m.Metadata, Body: m.Body}
 	c.Headers = maps.Clone(m.Headers)
 	c.st.try = m.st.try
-	c.st.heapIndex = -1
 	return c
 }
 
@@ -127,7 +126,8 @@ func CloneEnvelope(env Envelope) Envelope {
 // msgState is the engine's bookkeeping for one message. It lives inside the
 // message's own allocation; the mailbox that holds the message guards it.
 // Its fields are ordered to pack tightly: every byte here is allocated, and
-// cleared, once per message.
+// cleared, once per message. What only a delayed, retried or failed message
+// needs is out of line, in x.
 type msgState struct {
 	idText    [36]byte // backing array of Metadata.ID for messages made here
 	phase     phase    // guarded by mb.mu once enqueued
@@ -135,22 +135,35 @@ type msgState struct {
 	try       bool     // sent with TrySend/TryPublish: never wait for room
 	usedCtx   bool     // the inline ctx served a delivery already
 
-	mb        *mailbox        // where the message lives; nil before it is enqueued
-	due       time.Time       // when a scheduled message becomes ready
-	heapIndex int32           // position in the scheduler's heap, -1 when not in it
-	delayFor  int32           // the attempt delay was drawn for
-	seq       uint64          // scheduling order, to break ties between equal due times
-	fail      *failures       // made, under mb.mu, at the first failed attempt
-	backoff   backoff.BackOff // made on the first failure; only the worker touches it
-	delay     time.Duration   // the backoff drawn for attempt delayFor
-	ctx       msgCtx          // the first delivery's handler context, without an allocation
+	mb  *mailbox  // where the message lives; nil before it is enqueued
+	x   *msgExtra // made under mb.mu (or by the message's only owner) on first need
+	ctx msgCtx    // the first delivery's handler context, without an allocation
 }
 
-// failures is what the engine records of a message's failed attempts, kept
-// out of line so that messages that never fail do not carry it.
-type failures struct {
+// msgExtra is the state of a message that waits for a time or has failed:
+// kept out of line so that a message handled at its first attempt, the
+// common case, does not allocate or clear it.
+type msgExtra struct {
+	due      time.Time       // when a scheduled message becomes ready
+	seq      uint64          // scheduling order, to break ties between equal due times
+	backoff  backoff.BackOff // made on the first failure; only the worker touches it
+	delay    time.Duration   // the backoff drawn for attempt delayFor
+	delayFor int             // the attempt delay was drawn for; 0 for none
+
+	// Failed (or abandoned) attempts: when the first and the last ended, and
+	// the last error. Zero until an attempt fails.
 	first, last time.Time
 	lastErr     error
+}
+
+// extraLocked returns st.x, making it when needed. The caller holds mb.mu,
+// or is the message's only owner (before it is enqueued, or a transport's
+// delivery).
+func (st *msgState) extraLocked() *msgExtra {
+	if st.x == nil {
+		st.x = new(msgExtra)
+	}
+	return st.x
 }
 
 type phase uint8
@@ -166,13 +179,23 @@ const (
 // attemptFailed records, under mb.mu, the end of a failed (or abandoned)
 // attempt and its error (nil for an abandoned one).
 func (st *msgState) attemptFailed(now time.Time, err error) {
-	if st.fail == nil {
-		st.fail = &failures{first: now}
+	x := st.extraLocked()
+	if x.first.IsZero() {
+		x.first = now
 	}
-	st.fail.last = now
+	x.last = now
 	if err != nil {
-		st.fail.lastErr = err
+		x.lastErr = err
 	}
+}
+
+// failures returns when st's first and last failed attempts ended and the
+// last error: zeros when none has failed.
+func (st *msgState) failures() (first, last time.Time, lastErr error) {
+	if x := st.x; x != nil {
+		return x.first, x.last, x.lastErr
+	}
+	return first, last, nil
 }
 
 // msgCtx is a handler's context: the worker's context plus the message, so

@@ -167,7 +167,6 @@ func newMessage[T any](ctx context.Context, destination string, body T, try bool
 	}
 	stamp(ctx, md, &m.st.idText)
 	m.st.try = try
-	m.st.heapIndex = -1
 	return m, nil
 }
 

@@ -241,9 +241,7 @@ func (ri *remoteInbox) deadLetter(ctx context.Context, d Delivery, env Envelope,
 		env:            env,
 		mb:             ri.mb,
 	}
-	if f := st.fail; f != nil {
-		info.FirstAttemptAt, info.LastAttemptAt = f.first, f.last
-	}
+	info.FirstAttemptAt, info.LastAttemptAt, _ = st.failures()
 	info.Headers = maps.Clone(md.Headers)
 	b.announcing.Add(1)
 	if e := ri.inbox.DeadLetter(ctx, d, info); e != nil {

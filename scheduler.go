@@ -30,7 +30,7 @@ func newScheduler() *scheduler {
 	return s
 }
 
-// add schedules env for env.state().due. It reports false, leaving env alone,
+// add schedules env for env.state().x.due. It reports false, leaving env alone,
 // when the scheduler has stopped. Callers hold env's mailbox lock.
 func (s *scheduler) add(env Envelope) bool {
 	s.mu.Lock()
@@ -38,11 +38,10 @@ func (s *scheduler) add(env Envelope) bool {
 		s.mu.Unlock()
 		return false
 	}
-	st := env.state()
 	s.seq++
-	st.seq = s.seq
+	env.state().x.seq = s.seq
 	heap.Push(&s.h, env)
-	first := st.heapIndex == 0
+	first := s.h[0] == env
 	s.mu.Unlock()
 	if first {
 		select {
@@ -61,12 +60,12 @@ func (s *scheduler) run() {
 	for {
 		s.mu.Lock()
 		now := time.Now()
-		for len(s.h) > 0 && !s.h[0].state().due.After(now) {
+		for len(s.h) > 0 && !s.h[0].state().x.due.After(now) {
 			due = append(due, heap.Pop(&s.h).(Envelope))
 		}
 		var next time.Duration = -1
 		if len(s.h) > 0 {
-			next = s.h[0].state().due.Sub(now)
+			next = s.h[0].state().x.due.Sub(now)
 		}
 		s.mu.Unlock()
 
@@ -117,31 +116,22 @@ type schedHeap []Envelope
 func (h schedHeap) Len() int { return len(h) }
 
 func (h schedHeap) Less(i, j int) bool {
-	a, b := h[i].state(), h[j].state()
+	a, b := h[i].state().x, h[j].state().x
 	if a.due.Equal(b.due) {
 		return a.seq < b.seq
 	}
 	return a.due.Before(b.due)
 }
 
-func (h schedHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].state().heapIndex = int32(i)
-	h[j].state().heapIndex = int32(j)
-}
+func (h schedHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 
-func (h *schedHeap) Push(x any) {
-	env := x.(Envelope)
-	env.state().heapIndex = int32(len(*h))
-	*h = append(*h, env)
-}
+func (h *schedHeap) Push(x any) { *h = append(*h, x.(Envelope)) }
 
 func (h *schedHeap) Pop() any {
 	old := *h
 	n := len(old) - 1
 	env := old[n]
 	old[n] = nil
-	env.state().heapIndex = -1
 	*h = old[:n]
 	return env
 }

@@ -148,7 +148,6 @@ func decodeMessage[T any](md Metadata, decodeBody func(into any) error) (Envelop
 	if err := decodeBody(&m.Body); err != nil {
 		return nil, err
 	}
-	m.st.heapIndex = -1
 	return m, nil
 }
 

@@ -240,7 +240,15 @@ func (mb *mailbox) readyLocked(env Envelope) {
 		st.holdsLane = true
 	}
 	mb.ready.push(env)
+	mb.wakeLocked()
+}
+
+// wakeLocked wakes one idle worker, if there is one, for a message that just
+// became ready. The worker leaves mb.idle here, not when it wakes: a woken
+// worker that has not run yet must not draw a second, useless signal.
+func (mb *mailbox) wakeLocked() {
 	if mb.idle > 0 {
+		mb.idle--
 		mb.work.Signal()
 	}
 }
@@ -336,8 +344,7 @@ func (mb *mailbox) nextLocked(w *worker) Envelope {
 			continue
 		}
 		mb.idle++
-		mb.work.Wait()
-		mb.idle--
+		mb.work.Wait() // whoever woke us took us off mb.idle
 	}
 }
 
@@ -472,9 +479,7 @@ func (mb *mailbox) finishLocked(env Envelope) {
 			mb.laned--
 			next.state().holdsLane = true
 			mb.ready.push(next)
-			if mb.idle > 0 {
-				mb.work.Signal()
-			}
+			mb.wakeLocked()
 		} else {
 			delete(mb.lanes, key)
 			if len(mb.idleLanes) < maxIdleLanes && len(lane.buf) <= maxIdleLaneBuf {
@@ -577,6 +582,7 @@ func (mb *mailbox) stop() []DeadLetterInfo {
 			}
 		}
 	}
+	mb.idle = 0
 	mb.work.Broadcast()
 	mb.freedLocked()
 	mb.mu.Unlock()

@@ -93,7 +93,8 @@ func (b *Bus) pending() string {
 	var parts []string
 	for _, mb := range b.allMailboxes() {
 		mb.mu.Lock()
-		if mb.owned > 0 && mb.consumers > 0 {
+		mb.transferLocked()
+		if mb.owned.Load() > 0 && mb.consumers > 0 {
 			name := fmt.Sprintf("queue %q", mb.destination)
 			if mb.subscription != "" {
 				name = fmt.Sprintf("subscription %q of topic %q", mb.subscription, mb.destination)

@@ -74,11 +74,15 @@ func TestWaitIdleReportsWhatIsPendingOnDeadline(t *testing.T) {
 		}))
 		require.NoError(t, q.Send(t.Context(), Order{}))
 		require.NoError(t, q.Send(t.Context(), Order{}, courier.WithDelay(time.Hour)))
+		synctest.Wait() // the worker is in the handler
+		// Not looked at by the busy worker yet, but ready all the same.
+		require.NoError(t, q.Send(t.Context(), Order{}))
+		require.NoError(t, q.Send(t.Context(), Order{}))
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		err := b.WaitIdle(ctx)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		assert.Contains(t, err.Error(), `queue "orders": 0 ready, 1 in flight, 1 scheduled`)
+		assert.Contains(t, err.Error(), `queue "orders": 2 ready, 1 in flight, 1 scheduled`)
 		close(release)
 		require.NoError(t, b.WaitIdle(t.Context()))
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -13,7 +14,9 @@ import (
 // mailbox is the in-memory engine behind one queue or one topic
 // subscription: a bounded buffer of ready messages, per-key lanes for ordering,
 // the workers that handle them, and the dead-letter queue. One mutex guards it
-// all; nothing holds it while a handler, a hook or a logger runs.
+// all but the intake, where a send to an open mailbox with room leaves its
+// message without taking that mutex; nothing holds either lock while a
+// handler, a hook or a logger runs.
 //
 // Capacity counts every message the mailbox owns: ready, held in a key lane,
 // scheduled, in flight, plus slots reserved by a publisher about to commit.
@@ -38,15 +41,28 @@ type mailbox struct {
 	lanes     map[string]*ring[Envelope] // key → messages waiting behind the key's current one
 	idleLanes []*ring[Envelope]          // empty lanes kept for reuse, at most maxIdleLanes
 	laned     int                        // messages waiting in lanes
-	owned     int
+	owned     atomic.Int64               // changed under mu, but for the fast path of put
 	inFlight  int
 	scheduled int
-	idle      int           // workers waiting on work
+	idle      atomic.Int32  // workers waiting on work; changed under mu, read by put without it
 	space     chan struct{} // closed when a slot frees while senders wait
 	consumers int
 	workers   []*worker
 	dead      ring[DeadLetterInfo]
-	stats     Stats // counters only; gauges are filled in by snapshot
+	stats     Stats      // counters only; gauges are filled in by snapshot
+	spare     []Envelope // the last intake taken, emptied, for the next one
+	in        intake
+}
+
+// intake is where put leaves a message when the mailbox is open and has room,
+// without taking mb.mu, which the workers take for every message: the next
+// holder of mb.mu moves the messages on to the ready ring (transferLocked),
+// in order. A message in the intake already holds its slot (owned).
+type intake struct {
+	mu     sync.Mutex
+	msgs   []Envelope
+	closed bool         // the mailbox left mbOpen: put takes the slow path
+	n      atomic.Int32 // len(msgs), for a look without the lock
 }
 
 type mbState uint8
@@ -80,10 +96,15 @@ func newMailbox(b *Bus, destination, subscription string, cfg *config, layers ..
 }
 
 // put accepts env, which holds no slot yet: the terminal of a queue's send
-// chain, and the way back in for replays.
+// chain, and the way back in for replays. An undelayed message sent to an
+// open mailbox with room goes to the intake; the rest take mb.mu.
 func (mb *mailbox) put(ctx context.Context, env Envelope) error {
+	if env.Meta().DeliverAt.IsZero() && mb.putFast(env) {
+		return nil
+	}
 	mb.mu.Lock()
-	if mb.state != mbOpen || mb.owned >= mb.capacity {
+	mb.transferLocked() // what is in the intake was sent first
+	if mb.state != mbOpen || !mb.takeSlot() {
 		if err := mb.reserveLocked(ctx, env.state().try); err != nil {
 			mb.mu.Unlock()
 			if err == errDropNew {
@@ -92,8 +113,6 @@ func (mb *mailbox) put(ctx context.Context, env Envelope) error {
 			}
 			return err
 		}
-	} else {
-		mb.owned++
 	}
 	rec, dead := mb.commitLocked(env)
 	mb.mu.Unlock()
@@ -108,8 +127,8 @@ func (mb *mailbox) put(ctx context.Context, env Envelope) error {
 func (mb *mailbox) reserve(ctx context.Context, try bool) error {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
-	if mb.state == mbOpen && mb.owned < mb.capacity {
-		mb.owned++
+	mb.transferLocked()
+	if mb.state == mbOpen && mb.takeSlot() {
 		return nil
 	}
 	return mb.reserveLocked(ctx, try)
@@ -122,8 +141,7 @@ func (mb *mailbox) reserveLocked(ctx context.Context, try bool) error {
 		if err := mb.admitLocked(ctx); err != nil {
 			return err
 		}
-		if mb.owned < mb.capacity {
-			mb.owned++
+		if mb.takeSlot() {
 			return nil
 		}
 		switch mb.overflow {
@@ -134,11 +152,14 @@ func (mb *mailbox) reserveLocked(ctx context.Context, try bool) error {
 			victim := mb.ready.pop()
 			mb.stats.Dropped++
 			rec := mb.deadLetterLocked(victim, ReasonOverflow, nil)
-			mb.owned++
+			took := mb.takeSlot() // the victim's; unless a fast put was first
 			mb.mu.Unlock()
 			mb.bus.announce(rec)
 			mb.mu.Lock()
-			return nil
+			if took {
+				return nil
+			}
+			continue
 		case DropNewest:
 			return errDropNew
 		}
@@ -177,7 +198,7 @@ func (mb *mailbox) admitLocked(ctx context.Context) error {
 // unreserve gives back a slot that reserve took.
 func (mb *mailbox) unreserve() {
 	mb.mu.Lock()
-	mb.owned--
+	mb.owned.Add(-1)
 	mb.freedLocked()
 	mb.mu.Unlock()
 }
@@ -247,8 +268,8 @@ func (mb *mailbox) readyLocked(env Envelope) {
 // became ready. The worker leaves mb.idle here, not when it wakes: a woken
 // worker that has not run yet must not draw a second, useless signal.
 func (mb *mailbox) wakeLocked() {
-	if mb.idle > 0 {
-		mb.idle--
+	if mb.idle.Load() > 0 {
+		mb.idle.Add(-1)
 		mb.work.Signal()
 	}
 }
@@ -343,7 +364,17 @@ func (mb *mailbox) nextLocked(w *worker) Envelope {
 			mb.mu.Lock()
 			continue
 		}
-		mb.idle++
+		if mb.transferLocked() {
+			continue
+		}
+		// Idle from here: a put that finds this worker idle takes mb.mu,
+		// so it waits until the worker is waiting. A put that does not
+		// has left its message where the second look finds it.
+		mb.idle.Add(1)
+		if mb.in.n.Load() > 0 {
+			mb.idle.Add(-1)
+			continue
+		}
 		mb.work.Wait() // whoever woke us took us off mb.idle
 	}
 }
@@ -470,7 +501,7 @@ func (mb *mailbox) finishLocked(env Envelope) {
 		mb.scheduled--
 	}
 	st.phase = phaseDone
-	mb.owned--
+	mb.owned.Add(-1)
 	if st.holdsLane {
 		st.holdsLane = false
 		key := env.Meta().Key
@@ -496,7 +527,7 @@ func (mb *mailbox) freedLocked() {
 		close(mb.space)
 		mb.space = nil
 	}
-	if mb.owned == 0 {
+	if mb.owned.Load() == 0 {
 		if mb.state == mbDraining {
 			mb.bus.pokeDrain()
 		}
@@ -548,6 +579,7 @@ func (mb *mailbox) beginDrain() {
 	mb.mu.Lock()
 	if mb.state == mbOpen {
 		mb.state = mbDraining
+		mb.closeIntakeLocked()
 	}
 	mb.freedLocked()
 	mb.mu.Unlock()
@@ -558,13 +590,15 @@ func (mb *mailbox) beginDrain() {
 func (mb *mailbox) drained() bool {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
-	return mb.owned == 0 || mb.consumers == 0
+	return mb.owned.Load() == 0 || mb.consumers == 0
 }
 
 // stop shuts the mailbox: what is ready or waiting in lanes is dead-lettered,
 // workers are told to exit, and blocked senders to give up.
 func (mb *mailbox) stop() []DeadLetterInfo {
 	mb.mu.Lock()
+	mb.closeIntakeLocked()
+	mb.transferLocked() // ready now, so dead-lettered below with the rest
 	mb.state = mbStopped
 	var recs []DeadLetterInfo
 	// Finishing a key's current message promotes the next one of its lane to
@@ -582,7 +616,7 @@ func (mb *mailbox) stop() []DeadLetterInfo {
 			}
 		}
 	}
-	mb.idle = 0
+	mb.idle.Store(0)
 	mb.work.Broadcast()
 	mb.freedLocked()
 	mb.mu.Unlock()
@@ -698,6 +732,7 @@ func resetForReplay(env Envelope) {
 func (mb *mailbox) snapshot() Stats {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
+	mb.transferLocked() // counted as sent and ready
 	s := mb.stats
 	s.Depth = mb.ready.len() + mb.laned
 	s.InFlight = mb.inFlight

@@ -196,15 +196,19 @@ func commitAll(targets []*subscription, copies []Envelope) bool {
 	for _, s := range targets {
 		s.mb.mu.Lock()
 		locked++
-		if s.mb.state != mbOpen || s.mb.owned >= s.mb.capacity {
+		if s.mb.state != mbOpen || !s.mb.takeSlot() {
 			ok = false
 			break
 		}
 	}
 	if ok {
 		for i, s := range targets {
-			s.mb.owned++
 			s.mb.commitLocked(copies[i]) // open: never a dead letter
+		}
+	} else {
+		for _, s := range targets[:locked-1] { // the last one took no slot
+			s.mb.owned.Add(-1)
+			s.mb.freedLocked()
 		}
 	}
 	for _, s := range targets[:locked] {

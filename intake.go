@@ -1,0 +1,78 @@
+package courier
+
+// putFast accepts env through the intake when the mailbox is open and has a
+// free slot, and reports whether it did; otherwise put takes the slow path
+// under mb.mu, which applies the overflow policy and the drain rules.
+func (mb *mailbox) putFast(env Envelope) bool {
+	if !mb.takeSlot() {
+		return false
+	}
+	in := &mb.in
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		mb.mu.Lock()
+		mb.owned.Add(-1)
+		mb.freedLocked()
+		mb.mu.Unlock()
+		return false
+	}
+	in.msgs = append(in.msgs, env)
+	in.n.Store(int32(len(in.msgs)))
+	in.mu.Unlock()
+	// A worker that went idle before the message arrived may not have seen
+	// it: bring it to the ready ring, which wakes the worker.
+	if mb.idle.Load() > 0 {
+		mb.mu.Lock()
+		mb.transferLocked()
+		mb.mu.Unlock()
+	}
+	return true
+}
+
+// takeSlot counts one more message in owned if the mailbox has room, and
+// reports whether it did. putFast calls it without mb.mu, so every claim of a
+// slot goes through it: a load and an add would let two claims share the
+// last slot.
+func (mb *mailbox) takeSlot() bool {
+	for {
+		n := mb.owned.Load()
+		if n >= int64(mb.capacity) {
+			return false
+		}
+		if mb.owned.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// transferLocked moves what the intake holds to the ready ring (or the key
+// lanes), in the order it came, and reports whether it moved anything.
+// Every holder of mb.mu that reads or changes what is ready calls it first.
+func (mb *mailbox) transferLocked() bool {
+	in := &mb.in
+	if in.n.Load() == 0 {
+		return false
+	}
+	in.mu.Lock()
+	batch := in.msgs
+	in.msgs = mb.spare
+	in.n.Store(0)
+	in.mu.Unlock()
+	for i, env := range batch {
+		// Not yet stopped (stop transfers first) and not delayed (those
+		// take the slow path): never a dead letter.
+		mb.commitLocked(env)
+		batch[i] = nil
+	}
+	mb.spare = batch[:0]
+	return len(batch) > 0
+}
+
+// closeIntakeLocked sends later puts down the slow path, once the mailbox
+// leaves mbOpen.
+func (mb *mailbox) closeIntakeLocked() {
+	mb.in.mu.Lock()
+	mb.in.closed = true
+	mb.in.mu.Unlock()
+}

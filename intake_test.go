@@ -1,0 +1,100 @@
+package courier_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/courierbus/courier"
+)
+
+// A send to an open queue with room takes a fast path that does not wait for
+// the workers' lock. These tests cover what that path must not lose.
+
+// TestIdleWorkerWakesForEverySend sends one message at a time and waits for
+// it, so that the worker goes idle before every send: a send that slipped
+// past the worker's last look would leave it asleep, and the test would hang
+// until its deadline.
+func TestIdleWorkerWakesForEverySend(t *testing.T) {
+	b := newBus(t)
+	q := mustQueue[Order](t, b, "orders")
+	handled := make(chan struct{})
+	require.NoError(t, q.Consume(func(context.Context, *courier.Message[Order]) error {
+		handled <- struct{}{}
+		return nil
+	}))
+	ctx := ctxT(t)
+	for i := range 20_000 {
+		require.NoError(t, q.Send(ctx, Order{}))
+		select {
+		case <-handled:
+		case <-ctx.Done():
+			t.Fatalf("message %d was never handled: the worker missed its wake-up", i)
+		}
+	}
+}
+
+// TestOutsideSendsAreRefusedWhileDraining: once Shutdown has begun, a send
+// from outside the bus's handlers fails with ErrClosed even though the queue
+// has room.
+func TestOutsideSendsAreRefusedWhileDraining(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus(t)
+		q := mustQueue[Order](t, b, "orders")
+		release := make(chan struct{})
+		require.NoError(t, q.Consume(func(context.Context, *courier.Message[Order]) error {
+			<-release
+			return nil
+		}))
+		require.NoError(t, q.Send(t.Context(), Order{}))
+		done := make(chan error, 1)
+		go func() { done <- b.Shutdown(t.Context()) }()
+		synctest.Wait() // Shutdown waits for the handler: the bus is draining
+		assert.ErrorIs(t, q.Send(t.Context(), Order{}), courier.ErrClosed)
+		assert.ErrorIs(t, q.TrySend(t.Context(), Order{}), courier.ErrClosed)
+		close(release)
+		require.NoError(t, <-done)
+		assert.Equal(t, uint64(1), q.Stats().Handled)
+	})
+}
+
+// TestCapacityHoldsAcrossBothPaths: delayed sends take the locked path,
+// others the fast one; racing on a small queue, together they never take
+// more slots than it has.
+func TestCapacityHoldsAcrossBothPaths(t *testing.T) {
+	const capacity, senders, rounds = 4, 8, 200
+	for range rounds {
+		b := newBus(t)
+		q := mustQueue[Order](t, b, "orders", courier.Capacity(capacity))
+		var accepted atomic.Int32
+		var wg sync.WaitGroup
+		for i := range senders {
+			wg.Go(func() {
+				var opts []courier.SendOption
+				if i%2 == 0 {
+					opts = append(opts, courier.WithDelay(time.Hour))
+				}
+				for range 20 {
+					switch err := q.TrySend(t.Context(), Order{}, opts...); {
+					case err == nil:
+						accepted.Add(1)
+					case !errors.Is(err, courier.ErrFull):
+						t.Errorf("TrySend: %v", err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		st := q.Stats()
+		require.EqualValues(t, capacity, accepted.Load(), "sends accepted")
+		require.Equal(t, capacity, st.Depth+st.Scheduled, "messages held")
+		_ = b.Close() // it reports the held messages it dead-letters
+	}
+}

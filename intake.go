@@ -11,23 +11,25 @@ func (mb *mailbox) putFast(env Envelope) bool {
 	in.mu.Lock()
 	if in.closed {
 		in.mu.Unlock()
-		mb.mu.Lock()
-		mb.owned.Add(-1)
-		mb.freedLocked()
-		mb.mu.Unlock()
+		mb.unreserve()
 		return false
 	}
 	in.msgs = append(in.msgs, env)
 	in.n.Store(int32(len(in.msgs)))
 	in.mu.Unlock()
-	// A worker that went idle before the message arrived may not have seen
-	// it: bring it to the ready ring, which wakes the worker.
+	mb.wakeIdle()
+	return true
+}
+
+// wakeIdle is called after a message was left in the intake. A worker that
+// went idle before it arrived may not have seen it: bring it to the ready
+// ring, which wakes the worker.
+func (mb *mailbox) wakeIdle() {
 	if mb.idle.Load() > 0 {
 		mb.mu.Lock()
 		mb.transferLocked()
 		mb.mu.Unlock()
 	}
-	return true
 }
 
 // takeSlot counts one more message in owned if the mailbox has room, and

@@ -41,6 +41,32 @@ func TestIdleWorkerWakesForEverySend(t *testing.T) {
 	}
 }
 
+// TestIdleSubscribersWakeForEveryPublish is the same for the copies of a
+// publish.
+func TestIdleSubscribersWakeForEveryPublish(t *testing.T) {
+	b := newBus(t)
+	topic, err := courier.NewTopic[Payment](b, "payments")
+	require.NoError(t, err)
+	handled := make(chan struct{})
+	for _, name := range []string{"ledger", "mailer"} {
+		require.NoError(t, topic.Subscribe(name, func(context.Context, *courier.Message[Payment]) error {
+			handled <- struct{}{}
+			return nil
+		}))
+	}
+	ctx := ctxT(t)
+	for i := range 10_000 {
+		require.NoError(t, topic.Publish(ctx, Payment{}))
+		for range 2 {
+			select {
+			case <-handled:
+			case <-ctx.Done():
+				t.Fatalf("a copy of message %d was never handled: a worker missed its wake-up", i)
+			}
+		}
+	}
+}
+
 // TestOutsideSendsAreRefusedWhileDraining: once Shutdown has begun, a send
 // from outside the bus's handlers fails with ErrClosed even though the queue
 // has room.
@@ -48,6 +74,9 @@ func TestOutsideSendsAreRefusedWhileDraining(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBus(t)
 		q := mustQueue[Order](t, b, "orders")
+		topic, err := courier.NewTopic[Payment](b, "payments")
+		require.NoError(t, err)
+		require.NoError(t, topic.Subscribe("ledger", func(context.Context, *courier.Message[Payment]) error { return nil }))
 		release := make(chan struct{})
 		require.NoError(t, q.Consume(func(context.Context, *courier.Message[Order]) error {
 			<-release
@@ -59,9 +88,11 @@ func TestOutsideSendsAreRefusedWhileDraining(t *testing.T) {
 		synctest.Wait() // Shutdown waits for the handler: the bus is draining
 		assert.ErrorIs(t, q.Send(t.Context(), Order{}), courier.ErrClosed)
 		assert.ErrorIs(t, q.TrySend(t.Context(), Order{}), courier.ErrClosed)
+		assert.ErrorIs(t, topic.Publish(t.Context(), Payment{}), courier.ErrClosed)
 		close(release)
 		require.NoError(t, <-done)
 		assert.Equal(t, uint64(1), q.Stats().Handled)
+		assert.Zero(t, topic.Stats().Subscriptions["ledger"].Sent, "no copy of the refused publish")
 	})
 }
 

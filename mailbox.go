@@ -54,10 +54,11 @@ type mailbox struct {
 	in        intake
 }
 
-// intake is where put leaves a message when the mailbox is open and has room,
-// without taking mb.mu, which the workers take for every message: the next
-// holder of mb.mu moves the messages on to the ready ring (transferLocked),
-// in order. A message in the intake already holds its slot (owned).
+// intake is where a send (put) or a publish (commitAll) leaves an undelayed
+// message when the mailbox is open and has room, without taking mb.mu, which
+// the workers take for every message: the next holder of mb.mu moves the
+// messages on to the ready ring (transferLocked), in order. A message in the
+// intake already holds its slot (owned).
 type intake struct {
 	mu     sync.Mutex
 	msgs   []Envelope

@@ -184,37 +184,50 @@ func (t *Topic[T]) publish(ctx context.Context, body T, try bool, opts []SendOpt
 }
 
 // commitAll is the fast path of a publish: when every target is open and has
-// room, it commits each copy under one hold of each target's lock (instead
-// of a reserve and then a commit) and reports true. Otherwise it changes
-// nothing and reports false, and the caller takes the path that waits,
-// drops or fails. Locks are taken in the order of the topic's subscriptions,
-// the only place that holds two mailbox locks, so two publishers cannot
-// deadlock.
+// room, it claims a slot in each and leaves each copy in its target's intake
+// (see [intake]), taking no mailbox lock, and reports true. Otherwise it
+// changes nothing and reports false, and the caller takes the path that
+// waits, drops or fails. The intakes are locked together, in the order of
+// the topic's subscriptions, so that a target that closes meanwhile gets no
+// copy unless all do, and two publishers cannot deadlock.
 func commitAll(targets []*subscription, copies []Envelope) bool {
-	locked := 0
-	ok := true
+	claimed := 0
 	for _, s := range targets {
-		s.mb.mu.Lock()
-		locked++
-		if s.mb.state != mbOpen || !s.mb.takeSlot() {
-			ok = false
+		if !s.mb.takeSlot() {
 			break
 		}
+		claimed++
 	}
-	if ok {
-		for i, s := range targets {
-			s.mb.commitLocked(copies[i]) // open: never a dead letter
+	locked := 0
+	if claimed == len(targets) {
+		for _, s := range targets {
+			s.mb.in.mu.Lock()
+			if s.mb.in.closed {
+				s.mb.in.mu.Unlock()
+				break
+			}
+			locked++
 		}
-	} else {
-		for _, s := range targets[:locked-1] { // the last one took no slot
-			s.mb.owned.Add(-1)
-			s.mb.freedLocked()
+	}
+	if locked < len(targets) {
+		for _, s := range targets[:locked] {
+			s.mb.in.mu.Unlock()
 		}
+		for _, s := range targets[:claimed] {
+			s.mb.unreserve()
+		}
+		return false
 	}
-	for _, s := range targets[:locked] {
-		s.mb.mu.Unlock()
+	for i, s := range targets {
+		in := &s.mb.in
+		in.msgs = append(in.msgs, copies[i])
+		in.n.Store(int32(len(in.msgs)))
+		in.mu.Unlock()
 	}
-	return ok
+	for _, s := range targets {
+		s.mb.wakeIdle()
+	}
+	return true
 }
 
 // fanout is the terminal of a topic's send chain: it reserves a slot in every
@@ -260,7 +273,7 @@ func (tc *topicCore) fanout(ctx context.Context, env Envelope) error {
 	for i, s := range targets {
 		copies[i].Meta().Subscription = s.name
 	}
-	if commitAll(targets, copies) {
+	if env.Meta().DeliverAt.IsZero() && commitAll(targets, copies) {
 		tc.published.Add(1)
 		return nil
 	}

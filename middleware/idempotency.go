@@ -113,6 +113,9 @@ type Idempotency struct {
 	// detach says whether Commit and Release need a context that the
 	// caller's cancellation does not reach (not for a MemoryStore).
 	detach bool
+	// marker is the store when it records a send in one call (a
+	// MemoryStore), else nil.
+	marker sentMarker
 
 	mu     sync.Mutex
 	active map[Key]chan struct{} // delivery in progress → nil, or closed when it ends
@@ -147,7 +150,9 @@ func NewIdempotency(store Store, opts IdempotencyOptions) (*Idempotency, error) 
 		opts.Lease = DefaultLease
 	}
 	_, ignoresContext := store.(interface{ ignoresContext() })
+	marker, _ := store.(sentMarker)
 	return &Idempotency{
+		marker:     marker,
 		store:      store,
 		sendWindow: opts.SendWindow,
 		doneTTL:    opts.DoneTTL,
@@ -242,7 +247,13 @@ func (i *Idempotency) send(next courier.SendFunc) courier.SendFunc {
 		}
 		id, dest := md.IdempotencyKey, md.Destination
 		key := Key{Scope: i.scope(false, dest, ""), ID: id}
-		r, err := i.store.Reserve(ctx, key, i.sendWindow)
+		var r Reservation
+		var err error
+		if i.marker != nil {
+			r, err = i.marker.markSent(ctx, key, i.sendWindow)
+		} else {
+			r, err = i.store.Reserve(ctx, key, i.sendWindow)
+		}
 		if err != nil {
 			i.storeErrors.Add(1)
 			return fmt.Errorf("middleware: idempotency store: %w", err)
@@ -254,12 +265,27 @@ func (i *Idempotency) send(next courier.SendFunc) courier.SendFunc {
 		// The message may be handled before next returns: read nothing from
 		// env after this call.
 		if err := next(ctx, env); err != nil {
-			i.count(i.store.Release(i.detached(ctx), key, r.Token), nil)
+			if i.marker != nil {
+				i.count(i.marker.unmarkSent(key, r.Token), nil)
+			} else {
+				i.count(i.store.Release(i.detached(ctx), key, r.Token), nil)
+			}
 			return err
 		}
-		i.count(i.store.Commit(i.detached(ctx), key, r.Token, i.sendWindow), nil)
+		if i.marker == nil {
+			i.count(i.store.Commit(i.detached(ctx), key, r.Token, i.sendWindow), nil)
+		}
 		return nil
 	}
+}
+
+// sentMarker is a Store that records a send in one call instead of a
+// Reserve and a Commit: [MemoryStore] is one. The key is done from the
+// start and forgotten if the send fails; a concurrent duplicate sees it done
+// rather than in progress, and is a duplicate all the same.
+type sentMarker interface {
+	markSent(ctx context.Context, key Key, ttl time.Duration) (Reservation, error)
+	unmarkSent(key Key, token uint64) error
 }
 
 func (i *Idempotency) handle(next courier.HandlerFunc) courier.HandlerFunc {

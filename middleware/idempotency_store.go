@@ -312,6 +312,18 @@ func (s *memoryShard) reserveLocked(key Key, h uint64, lease time.Duration, t ti
 		}
 		return Reservation{Status: InProgress}
 	}
+	i := s.newEntryLocked(key, h)
+	e := &s.ents[i]
+	e.token = s.base + s.issued*s.step
+	s.issued++
+	s.pushLocked(&s.held, i, lease, now)
+	s.nHeld++
+	return Reservation{Status: Reserved, Token: e.token}
+}
+
+// newEntryLocked takes a free entry (or a new one) for key, with hash h, and
+// indexes it. The caller sets its token and queues it.
+func (s *memoryShard) newEntryLocked(key Key, h uint64) int32 {
 	i := s.free
 	if i >= 0 {
 		s.free = s.ents[i].next
@@ -320,12 +332,68 @@ func (s *memoryShard) reserveLocked(key Key, h uint64, lease time.Duration, t ti
 		s.ents = append(s.ents, storeEntry{})
 	}
 	e := &s.ents[i]
-	e.key, e.hash, e.token, e.next = key, h, s.base+s.issued*s.step, 0
-	s.issued++
+	e.key, e.hash, e.token, e.next = key, h, 0, 0
 	s.addToIndex(i)
-	s.pushLocked(&s.held, i, lease, now)
-	s.nHeld++
-	return Reservation{Status: Reserved, Token: e.token}
+	return i
+}
+
+// markSent records that key was sent: done for ttl, as a Reserve and a
+// Commit would leave it, in one call. [Idempotency] uses it on the send path
+// of a MemoryStore, where nothing is done between the two. The token of a
+// Reserved result is for unmarkSent only.
+func (s *MemoryStore) markSent(ctx context.Context, key Key, ttl time.Duration) (Reservation, error) {
+	if err := ctx.Err(); err != nil {
+		return Reservation{}, err
+	}
+	sh, h := s.shard(key)
+	t := clock.Now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.markLocked(key, h, ttl, t), nil
+}
+
+// unmarkSent forgets a key that markSent recorded, for a send that failed.
+// It fails with ErrNotHeld, changing nothing, when the key is no longer the
+// one that token names (it expired or was evicted, and may be recorded
+// again).
+func (s *MemoryStore) unmarkSent(key Key, token uint64) error {
+	sh, h := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.unmarkLocked(key, h, token)
+}
+
+func (s *memoryShard) markLocked(key Key, h uint64, ttl time.Duration, t time.Time) Reservation {
+	now := s.clockLocked(t)
+	s.expireLocked(now)
+	if i := s.find(key, h); i >= 0 {
+		if s.ents[i].token == 0 {
+			return Reservation{Status: Done}
+		}
+		return Reservation{Status: InProgress}
+	}
+	if s.nDone >= s.maxKeys {
+		s.evictLocked()
+	}
+	i := s.newEntryLocked(key, h)
+	s.pushLocked(&s.done, i, ttl, now)
+	s.nDone++
+	return Reservation{Status: Reserved, Token: markToken(i, s.ents[i].gen)}
+}
+
+// markToken names entry i in its present use (gen moves on when the entry
+// leaves its queue). It is never zero.
+func markToken(i int32, gen uint64) uint64 { return uint64(i+1)<<32 | uint64(uint32(gen)) }
+
+func (s *memoryShard) unmarkLocked(key Key, h, token uint64) error {
+	i := s.find(key, h)
+	if i < 0 || s.ents[i].token != 0 || markToken(i, s.ents[i].gen) != token {
+		return ErrNotHeld
+	}
+	q := s.ents[i].q
+	s.forgetLocked(i)
+	s.settleLocked(&s.done, q, false)
+	return nil
 }
 
 // commitLocked is Commit on the shard. It reads no clock: the key expires

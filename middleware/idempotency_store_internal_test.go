@@ -238,7 +238,8 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 	type modelKey struct {
 		token   uint64 // 0 once done
 		expires time.Time
-		seq     int // order of commit, among equal expiries
+		seq     int    // order of commit, among equal expiries
+		mark    uint64 // the token of markSent, for a key it recorded
 	}
 	model := map[Key]*modelKey{}
 	// clock is the time of each shard: of the latest Reserve or Stats on it.
@@ -255,6 +256,27 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 		}
 	}
 	var evicted uint64
+	// evictIfFull drops from the model the done key of sh that the store
+	// evicts to make room for one more.
+	evictIfFull := func(sh *memoryShard) {
+		var done []Key
+		for k2, m := range model {
+			if m.token == 0 && s.shardOf(k2) == sh {
+				done = append(done, k2)
+			}
+		}
+		if len(done) < maxKeys {
+			return
+		}
+		first := slices.MinFunc(done, func(a, b Key) int {
+			if c := model[a].expires.Compare(model[b].expires); c != 0 {
+				return c
+			}
+			return model[a].seq - model[b].seq
+		})
+		delete(model, first)
+		evicted++
+	}
 	for n := range 5000 {
 		if rnd.IntN(20) == 0 {
 			time.Sleep(time.Duration(rnd.IntN(10)) * time.Minute)
@@ -263,7 +285,20 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 		sh := s.shardOf(k)
 		d := durations[rnd.IntN(len(durations))]
 		m := model[k]
-		switch op := rnd.IntN(3); {
+		switch op := rnd.IntN(4); {
+		case op == 3 && m == nil:
+			expire(time.Now(), sh)
+			r, err := s.markSent(ctx, k, d)
+			require.NoError(t, err)
+			require.Equal(t, Reserved, r.Status)
+			evictIfFull(sh)
+			seq++
+			model[k] = &modelKey{expires: clock[sh].Add(d), seq: seq, mark: r.Token}
+		case op == 3 && m.mark != 0:
+			require.NoError(t, s.unmarkSent(k, m.mark))
+			delete(model, k)
+		case op == 3:
+			require.ErrorIs(t, s.unmarkSent(k, m.token), ErrNotHeld, "not recorded by markSent")
 		case op == 0 || m == nil:
 			expire(time.Now(), sh)
 			m = model[k]
@@ -287,22 +322,7 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 			delete(model, k)
 		default:
 			require.NoError(t, s.Commit(ctx, k, m.token, d))
-			var done []Key
-			for k2, m := range model {
-				if m.token == 0 && s.shardOf(k2) == sh {
-					done = append(done, k2)
-				}
-			}
-			if len(done) == maxKeys {
-				first := slices.MinFunc(done, func(a, b Key) int {
-					if c := model[a].expires.Compare(model[b].expires); c != 0 {
-						return c
-					}
-					return model[a].seq - model[b].seq
-				})
-				delete(model, first)
-				evicted++
-			}
+			evictIfFull(sh)
 			seq++
 			m.token, m.expires, m.seq = 0, clock[sh].Add(d), seq
 		}
@@ -618,4 +638,53 @@ func TestIndexAgainstMap(t *testing.T) {
 			t.Fatal("found a key never added")
 		}
 	}
+}
+
+// TestMemoryStoreMarkSent: markSent leaves a key done, as Reserve and Commit
+// would; unmarkSent forgets it, but only with the token of the mark that is
+// still there.
+func TestMemoryStoreMarkSent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s := NewMemoryStore(MemoryStoreOptions{MaxKeys: 2})
+		k := Key{Scope: "sent/orders", ID: "a"}
+
+		r, err := s.markSent(ctx, k, time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, Reserved, r.Status)
+		require.NotZero(t, r.Token)
+		require.Equal(t, MemoryStoreStats{Done: 1}, s.Stats())
+		again, err := s.Reserve(ctx, k, time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, Reservation{Status: Done}, again)
+		again, err = s.markSent(ctx, k, time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, Reservation{Status: Done}, again)
+
+		require.ErrorIs(t, s.unmarkSent(k, r.Token+1), ErrNotHeld)
+		require.NoError(t, s.unmarkSent(k, r.Token))
+		require.ErrorIs(t, s.unmarkSent(k, r.Token), ErrNotHeld, "forgotten already")
+		require.Equal(t, MemoryStoreStats{}, s.Stats())
+
+		// A mark that expired and was made again: the old token is stale.
+		old, err := s.markSent(ctx, k, time.Minute)
+		require.NoError(t, err)
+		time.Sleep(time.Minute)
+		renewed, err := s.markSent(ctx, k, time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, Reserved, renewed.Status)
+		require.ErrorIs(t, s.unmarkSent(k, old.Token), ErrNotHeld)
+		require.Equal(t, MemoryStoreStats{Done: 1}, s.Stats())
+
+		// Marks count against MaxKeys like commits: the first to expire goes.
+		for _, id := range []string{"b", "c"} {
+			_, err := s.markSent(ctx, Key{Scope: "sent/orders", ID: id}, time.Hour)
+			require.NoError(t, err)
+		}
+		require.Equal(t, MemoryStoreStats{Done: 2, Evicted: 1}, s.Stats())
+		r, err = s.Reserve(ctx, k, time.Minute)
+		require.NoError(t, err)
+		require.Equal(t, Reserved, r.Status, "the evicted key is free again")
+		checkStore(t, s)
+	})
 }

@@ -131,9 +131,24 @@ func TestIdempotencyDuplicateSendsWithinAndAfterTheWindow(t *testing.T) {
 	})
 }
 
+// TestIdempotencyFailedSendFreesItsKey runs with a MemoryStore, which
+// records a send in one call, and with a Store that has only the methods of
+// the interface.
 func TestIdempotencyFailedSendFreesItsKey(t *testing.T) {
+	for name, store := range map[string]middleware.Store{
+		"MemoryStore": middleware.NewMemoryStore(middleware.MemoryStoreOptions{}),
+		"Store":       struct{ middleware.Store }{middleware.NewMemoryStore(middleware.MemoryStoreOptions{})},
+	} {
+		t.Run(name, func(t *testing.T) {
+			idem, err := middleware.NewIdempotency(store, middleware.IdempotencyOptions{})
+			require.NoError(t, err)
+			testFailedSendFreesItsKey(t, idem)
+		})
+	}
+}
+
+func testFailedSendFreesItsKey(t *testing.T, idem *middleware.Idempotency) {
 	ctx := context.Background()
-	idem, _ := newIdempotency(t, middleware.IdempotencyOptions{})
 	bus := newBus(t)
 	bus.Use(idem.Middleware())
 	q := newQueue[string](t, bus, "jobs", courier.Capacity(1)) // no consumer yet: it stays full

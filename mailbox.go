@@ -457,25 +457,25 @@ func (mb *mailbox) decide(env Envelope, err error) (Reason, time.Duration) {
 	// Made under the lock: abandon may be recording a failure meanwhile.
 	// The fields used below are the worker's alone.
 	mb.mu.Lock()
-	x := st.extraLocked()
+	f := st.failureLocked()
 	mb.mu.Unlock()
-	if x.delayFor != md.Attempt {
-		if x.backoff == nil {
-			x.backoff = mb.retry.newBackOff()
+	if f.delayFor != md.Attempt {
+		if f.backoff == nil {
+			f.backoff = mb.retry.newBackOff()
 			if mb.remote != nil {
 				// A transport's message arrives fresh at each attempt: draw
 				// the delays of the attempts before this one first.
 				for range md.Attempt - 1 {
-					x.backoff.NextBackOff()
+					f.backoff.NextBackOff()
 				}
 			}
 		}
-		x.delay, x.delayFor = x.backoff.NextBackOff(), md.Attempt
+		f.delay, f.delayFor = f.backoff.NextBackOff(), md.Attempt
 	}
-	if x.delay == backoff.Stop {
+	if f.delay == backoff.Stop {
 		return ReasonMaxAttempts, 0
 	}
-	return "", x.delay
+	return "", f.delay
 }
 
 // dropNew dead-letters a message the overflow policy turned away. It holds

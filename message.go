@@ -142,28 +142,42 @@ type msgState struct {
 
 // msgExtra is the state of a message that waits for a time or has failed:
 // kept out of line so that a message handled at its first attempt, the
-// common case, does not allocate or clear it.
+// common case, does not allocate or clear it. A delayed message needs only
+// its first part.
 type msgExtra struct {
-	due      time.Time       // when a scheduled message becomes ready
-	seq      uint64          // scheduling order, to break ties between equal due times
+	due time.Time   // when a scheduled message becomes ready
+	seq uint64      // scheduling order, to break ties between equal due times
+	f   *msgFailure // made at the first failed attempt
+}
+
+// msgFailure is what the engine keeps of a message's failed attempts.
+type msgFailure struct {
 	backoff  backoff.BackOff // made on the first failure; only the worker touches it
 	delay    time.Duration   // the backoff drawn for attempt delayFor
 	delayFor int             // the attempt delay was drawn for; 0 for none
 
 	// Failed (or abandoned) attempts: when the first and the last ended, and
-	// the last error. Zero until an attempt fails.
+	// the last error.
 	first, last time.Time
 	lastErr     error
 }
 
-// extraLocked returns st.x, making it when needed. The caller holds mb.mu,
-// or is the message's only owner (before it is enqueued, or a transport's
-// delivery).
+// extraLocked returns st.x, making it when needed; failureLocked likewise
+// returns st.x.f. The caller holds mb.mu, or is the message's only owner
+// (before it is enqueued, or a transport's delivery).
 func (st *msgState) extraLocked() *msgExtra {
 	if st.x == nil {
 		st.x = new(msgExtra)
 	}
 	return st.x
+}
+
+func (st *msgState) failureLocked() *msgFailure {
+	x := st.extraLocked()
+	if x.f == nil {
+		x.f = new(msgFailure)
+	}
+	return x.f
 }
 
 type phase uint8
@@ -179,21 +193,21 @@ const (
 // attemptFailed records, under mb.mu, the end of a failed (or abandoned)
 // attempt and its error (nil for an abandoned one).
 func (st *msgState) attemptFailed(now time.Time, err error) {
-	x := st.extraLocked()
-	if x.first.IsZero() {
-		x.first = now
+	f := st.failureLocked()
+	if f.first.IsZero() {
+		f.first = now
 	}
-	x.last = now
+	f.last = now
 	if err != nil {
-		x.lastErr = err
+		f.lastErr = err
 	}
 }
 
 // failures returns when st's first and last failed attempts ended and the
 // last error: zeros when none has failed.
 func (st *msgState) failures() (first, last time.Time, lastErr error) {
-	if x := st.x; x != nil {
-		return x.first, x.last, x.lastErr
+	if x := st.x; x != nil && x.f != nil {
+		return x.f.first, x.f.last, x.f.lastErr
 	}
 	return first, last, nil
 }

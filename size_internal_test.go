@@ -13,3 +13,11 @@ func TestMessageFitsItsSizeClass(t *testing.T) {
 		t.Errorf("Message with a 64-byte body is %d bytes, want at most 352", n)
 	}
 }
+
+// A delayed message makes one more allocation, its msgExtra: keep it in the
+// 48-byte size class, with the state of failed attempts out of line again.
+func TestDelayedMessageExtraIsSmall(t *testing.T) {
+	if n := unsafe.Sizeof(msgExtra{}); n > 48 {
+		t.Errorf("msgExtra is %d bytes, want at most 48", n)
+	}
+}

@@ -254,6 +254,11 @@ func (s *MemoryStore) shard(key Key) (*memoryShard, uint64) {
 
 // Reserve implements [Store].
 func (s *MemoryStore) Reserve(ctx context.Context, key Key, lease time.Duration) (Reservation, error) {
+	return s.claim(ctx, key, lease, false)
+}
+
+// claim is Reserve (done false), or markSent (done true).
+func (s *MemoryStore) claim(ctx context.Context, key Key, d time.Duration, done bool) (Reservation, error) {
 	if err := ctx.Err(); err != nil {
 		return Reservation{}, err
 	}
@@ -261,7 +266,7 @@ func (s *MemoryStore) Reserve(ctx context.Context, key Key, lease time.Duration)
 	t := clock.Now()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return sh.reserveLocked(key, h, lease, t), nil
+	return sh.claimLocked(key, h, d, done, t), nil
 }
 
 // Commit implements [Store].
@@ -301,9 +306,10 @@ func (s *MemoryStore) Stats() MemoryStoreStats {
 // context: [Idempotency] then need not detach it from cancellation.
 func (*MemoryStore) ignoresContext() {}
 
-// reserveLocked is Reserve on the shard, with h the hash of key and t the
-// clock reading.
-func (s *memoryShard) reserveLocked(key Key, h uint64, lease time.Duration, t time.Time) Reservation {
+// claimLocked is Reserve on the shard, for lease d (done false), or
+// markSent, for ttl d (done true), with h the hash of key and t the clock
+// reading.
+func (s *memoryShard) claimLocked(key Key, h uint64, d time.Duration, done bool, t time.Time) Reservation {
 	now := s.clockLocked(t)
 	s.expireLocked(now)
 	if i := s.find(key, h); i >= 0 {
@@ -312,11 +318,20 @@ func (s *memoryShard) reserveLocked(key Key, h uint64, lease time.Duration, t ti
 		}
 		return Reservation{Status: InProgress}
 	}
+	if done {
+		if s.nDone >= s.maxKeys {
+			s.evictLocked()
+		}
+		i := s.newEntryLocked(key, h)
+		s.pushLocked(&s.done, i, d, now)
+		s.nDone++
+		return Reservation{Status: Reserved, Token: markToken(i, s.ents[i].gen)}
+	}
 	i := s.newEntryLocked(key, h)
 	e := &s.ents[i]
 	e.token = s.base + s.issued*s.step
 	s.issued++
-	s.pushLocked(&s.held, i, lease, now)
+	s.pushLocked(&s.held, i, d, now)
 	s.nHeld++
 	return Reservation{Status: Reserved, Token: e.token}
 }
@@ -342,14 +357,7 @@ func (s *memoryShard) newEntryLocked(key Key, h uint64) int32 {
 // of a MemoryStore, where nothing is done between the two. The token of a
 // Reserved result is for unmarkSent only.
 func (s *MemoryStore) markSent(ctx context.Context, key Key, ttl time.Duration) (Reservation, error) {
-	if err := ctx.Err(); err != nil {
-		return Reservation{}, err
-	}
-	sh, h := s.shard(key)
-	t := clock.Now()
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.markLocked(key, h, ttl, t), nil
+	return s.claim(ctx, key, ttl, true)
 }
 
 // unmarkSent forgets a key that markSent recorded, for a send that failed.
@@ -361,24 +369,6 @@ func (s *MemoryStore) unmarkSent(key Key, token uint64) error {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	return sh.unmarkLocked(key, h, token)
-}
-
-func (s *memoryShard) markLocked(key Key, h uint64, ttl time.Duration, t time.Time) Reservation {
-	now := s.clockLocked(t)
-	s.expireLocked(now)
-	if i := s.find(key, h); i >= 0 {
-		if s.ents[i].token == 0 {
-			return Reservation{Status: Done}
-		}
-		return Reservation{Status: InProgress}
-	}
-	if s.nDone >= s.maxKeys {
-		s.evictLocked()
-	}
-	i := s.newEntryLocked(key, h)
-	s.pushLocked(&s.done, i, ttl, now)
-	s.nDone++
-	return Reservation{Status: Reserved, Token: markToken(i, s.ents[i].gen)}
 }
 
 // markToken names entry i in its present use (gen moves on when the entry

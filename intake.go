@@ -14,11 +14,16 @@ func (mb *mailbox) putFast(env Envelope) bool {
 		mb.unreserve()
 		return false
 	}
-	in.msgs = append(in.msgs, env)
-	in.n.Store(int32(len(in.msgs)))
+	in.pushLocked(env)
 	in.mu.Unlock()
 	mb.wakeIdle()
 	return true
+}
+
+// pushLocked appends env; the caller holds in.mu and has checked closed.
+func (in *intake) pushLocked(env Envelope) {
+	in.msgs = append(in.msgs, env)
+	in.n.Store(int32(len(in.msgs)))
 }
 
 // wakeIdle is called after a message was left in the intake. A worker that

@@ -219,10 +219,8 @@ func commitAll(targets []*subscription, copies []Envelope) bool {
 		return false
 	}
 	for i, s := range targets {
-		in := &s.mb.in
-		in.msgs = append(in.msgs, copies[i])
-		in.n.Store(int32(len(in.msgs)))
-		in.mu.Unlock()
+		s.mb.in.pushLocked(copies[i])
+		s.mb.in.mu.Unlock()
 	}
 	for _, s := range targets {
 		s.mb.wakeIdle()

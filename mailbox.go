@@ -549,6 +549,10 @@ func (mb *mailbox) deadLetterLocked(env Envelope, reason Reason, err error) Dead
 	}
 	mb.finishLocked(env)
 	st.phase = phaseDone
+	// A dead letter can be kept for long: it must not keep its fan-out
+	// siblings' memory alive. Its ID, like theirs, is the published
+	// message's.
+	env = env.detached()
 	info := DeadLetterInfo{
 		mb:             mb,
 		Metadata:       *md,

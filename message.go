@@ -92,6 +92,8 @@ type Envelope interface {
 
 	state() *msgState
 	clone() Envelope
+	clones(n int) [maxClones]Envelope
+	detached() Envelope
 }
 
 // Meta implements [Envelope].
@@ -105,9 +107,50 @@ func (m *Message[T]) state() *msgState { return &m.st }
 // clone makes the copy one topic subscription receives: same metadata and
 // body, its own headers and its own delivery state.
 func (m *Message[T]) clone() Envelope {
-	c := &Message[T]{Metadata: m.Metadata, Body: m.Body}
+	c := new(Message[T])
+	m.copyTo(c)
+	return c
+}
+
+func (m *Message[T]) copyTo(c *Message[T]) {
+	c.Metadata, c.Body = m.Metadata, m.Body
 	c.Headers = maps.Clone(m.Headers)
 	c.st.try = m.st.try
+}
+
+// clones returns n copies of m (1 ≤ n ≤ maxClones) in the first n elements,
+// made as clone makes them but in one allocation: a publish to several
+// subscriptions pays for one. The copies keep each other's memory alive until
+// all are unreachable, so a copy that outlives its delivery (a dead letter)
+// is detached first. The copies come back by value, not through a slice the
+// caller passes in: that slice would escape to the heap.
+func (m *Message[T]) clones(n int) (out [maxClones]Envelope) {
+	block := make([]Message[T], n)
+	for i := range block {
+		c := &block[i]
+		m.copyTo(c)
+		if n > 1 {
+			c.st.flags |= inBlock
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// maxClones bounds the copies clones makes at once.
+const maxClones = 7
+
+// detached returns m, or, when m is one of a block made by clones, a copy of
+// it in an allocation of its own with the same state. Only the message's
+// owner may call it: the mailbox under mb.mu once the message is done.
+func (m *Message[T]) detached() Envelope {
+	if m.st.flags&inBlock == 0 {
+		return m
+	}
+	c := new(Message[T])
+	*c = *m
+	c.st.flags &^= inBlock
+	c.st.ctx = msgCtx{} // it refers to m; usedCtx stays set, so it is not reused
 	return c
 }
 
@@ -133,7 +176,7 @@ type msgState struct {
 	phase     phase    // guarded by mb.mu once enqueued
 	holdsLane bool     // the message is its key's current one: later ones wait for it
 	try       bool     // sent with TrySend/TryPublish: never wait for room
-	usedCtx   bool     // the inline ctx served a delivery already
+	flags     msgFlags
 
 	mb  *mailbox  // where the message lives; nil before it is enqueued
 	x   *msgExtra // made under mb.mu (or by the message's only owner) on first need
@@ -179,6 +222,14 @@ func (st *msgState) failureLocked() *msgFailure {
 	}
 	return x.f
 }
+
+// msgFlags are what the engine knows of a message besides its phase.
+type msgFlags uint8
+
+const (
+	usedCtx msgFlags = 1 << iota // the inline ctx served a delivery already
+	inBlock                      // one of the fan-out copies made together by clones
+)
 
 type phase uint8
 
@@ -231,8 +282,8 @@ func (c *msgCtx) Value(key any) any {
 // so that a goroutine the first attempt leaked cannot observe the change.
 func handlerContext(parent context.Context, env Envelope) *msgCtx {
 	st := env.state()
-	if !st.usedCtx {
-		st.usedCtx = true
+	if st.flags&usedCtx == 0 {
+		st.flags |= usedCtx
 		st.ctx = msgCtx{Context: parent, env: env}
 		return &st.ctx
 	}

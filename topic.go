@@ -265,8 +265,10 @@ func (tc *topicCore) fanout(ctx context.Context, env Envelope) error {
 	// original.
 	var cbuf [8]Envelope
 	copies := append(cbuf[:0], env)
-	for range targets[1:] {
-		copies = append(copies, env.clone())
+	for len(copies) < len(targets) {
+		n := min(len(targets)-len(copies), maxClones)
+		block := env.clones(n)
+		copies = append(copies, block[:n]...)
 	}
 	for i, s := range targets {
 		copies[i].Meta().Subscription = s.name

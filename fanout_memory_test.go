@@ -1,0 +1,63 @@
+package courier_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"testing"
+	"weak"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/courierbus/courier"
+)
+
+// A topic makes the copies of a publish together. A copy that is
+// dead-lettered and kept must not keep the others' memory alive.
+func TestDeadLetterDoesNotPinItsFanoutSiblings(t *testing.T) {
+	b := newBus(t)
+	topic, err := courier.NewTopic[Payment](b, "payments")
+	require.NoError(t, err)
+	handled := make(chan weak.Pointer[courier.Message[Payment]], 2)
+	keep := func(_ context.Context, m *courier.Message[Payment]) error {
+		handled <- weak.Make(m)
+		return nil
+	}
+	fail := func(context.Context, *courier.Message[Payment]) error {
+		return courier.Permanent(errors.New("rejected"))
+	}
+	// The first subscription gets the published message itself; the other
+	// three get the copies made together.
+	require.NoError(t, topic.Subscribe("first", func(context.Context, *courier.Message[Payment]) error { return nil }))
+	require.NoError(t, topic.Subscribe("second", keep))
+	require.NoError(t, topic.Subscribe("third", fail))
+	require.NoError(t, topic.Subscribe("fourth", keep))
+	require.NoError(t, topic.Publish(ctxT(t), Payment{OrderID: "o-1", Amount: 5}))
+	require.NoError(t, b.WaitIdle(ctxT(t)))
+	ptrs := []weak.Pointer[courier.Message[Payment]]{recv(t, handled), recv(t, handled)}
+
+	third, err := topic.Subscription("third")
+	require.NoError(t, err)
+	for range 5 {
+		runtime.GC()
+	}
+	for _, p := range ptrs {
+		assert.Nil(t, p.Value(), "a handled copy is still alive")
+	}
+	letters := third.DeadLetters().List()
+	require.Len(t, letters, 1)
+	l := letters[0]
+	assert.Equal(t, Payment{OrderID: "o-1", Amount: 5}, l.Body)
+	assert.Equal(t, "third", l.Subscription)
+	assert.Equal(t, courier.ReasonPermanent, l.Reason)
+	assert.EqualError(t, l.Err, "rejected")
+
+	// The detached letter is still the message: it replays.
+	n, err := third.DeadLetters().Replay(ctxT(t))
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	require.NoError(t, b.WaitIdle(ctxT(t)))
+	assert.Equal(t, 1, third.DeadLetters().Count())
+	runtime.KeepAlive(third)
+}

@@ -94,6 +94,7 @@ func (b *Bus) pending() string {
 	for _, mb := range b.allMailboxes() {
 		mb.mu.Lock()
 		mb.transferLocked()
+		mb.releaseLocked()
 		if mb.owned.Load() > 0 && mb.consumers > 0 {
 			name := fmt.Sprintf("queue %q", mb.destination)
 			if mb.subscription != "" {

@@ -129,3 +129,70 @@ func TestCapacityHoldsAcrossBothPaths(t *testing.T) {
 		_ = b.Close() // it reports the held messages it dead-letters
 	}
 }
+
+// A worker gives the slots of handled messages back in batches. A send that
+// finds the queue full must still see every slot already freed: here the
+// worker has handled one message of a full queue and is busy with the next,
+// with two more ready behind it.
+func TestFreedSlotIsFreeWhileTheWorkerIsBusy(t *testing.T) {
+	for _, dest := range []string{"queue", "topic"} {
+		t.Run(dest, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := newBus(t)
+				started := make(chan int, 10)
+				gate := make(chan struct{})
+				h := func(_ context.Context, m *courier.Message[Order]) error {
+					started <- m.Body.Seq
+					<-gate
+					return nil
+				}
+				var try func(Order) error
+				var q *courier.Queue[Order]
+				var tp *courier.Topic[Order]
+				if dest == "queue" {
+					q = mustQueue[Order](t, b, "orders", courier.Capacity(4))
+					require.NoError(t, q.Consume(h))
+					try = func(o Order) error { return q.TrySend(t.Context(), o) }
+				} else {
+					var err error
+					tp, err = courier.NewTopic[Order](b, "orders")
+					require.NoError(t, err)
+					require.NoError(t, tp.Subscribe("audit", h, courier.Capacity(4)))
+					try = func(o Order) error { return tp.TryPublish(t.Context(), o) }
+				}
+				for i := 1; i <= 4; i++ {
+					require.NoError(t, try(Order{Seq: i}))
+				}
+				assert.Equal(t, 1, <-started)
+				require.ErrorIs(t, try(Order{Seq: 5}), courier.ErrFull)
+				gate <- struct{}{} // message 1 is handled; 2 starts
+				assert.Equal(t, 2, <-started)
+				require.NoError(t, try(Order{Seq: 5}), "message 1's slot is free")
+				require.ErrorIs(t, try(Order{Seq: 6}), courier.ErrFull)
+
+				// A sender that waits for room is woken by the next slot
+				// that frees, though the worker still has more to do.
+				sent := make(chan error, 1)
+				go func() {
+					if dest == "queue" {
+						sent <- q.Send(t.Context(), Order{Seq: 6})
+					} else {
+						sent <- tp.Publish(t.Context(), Order{Seq: 6})
+					}
+				}()
+				synctest.Wait()
+				gate <- struct{}{} // message 2 is handled; 3 starts
+				assert.Equal(t, 3, <-started)
+				synctest.Wait()
+				select {
+				case err := <-sent:
+					require.NoError(t, err)
+				default:
+					t.Fatal("a waiting sender was not woken by the freed slot")
+				}
+				close(gate)
+				require.NoError(t, b.Shutdown(t.Context()))
+			})
+		})
+	}
+}

@@ -34,6 +34,16 @@ type mailbox struct {
 	onHandled    func(Envelope)       // set before first use; told of each success, on the worker, before it is counted
 	remote       *remoteInbox         // set when the mailbox only stands for a transport's inbox
 
+	// What a send on the fast path writes, on cache lines of its own: the
+	// workers write the fields after them for every message, and a send
+	// that shared a line with those would wait for it each time.
+	_     [cacheLine]byte
+	owned atomic.Int64 // changed under mu, but for the fast path of put
+	_     [cacheLine - 8]byte
+	in    intake
+	idle  atomic.Int32 // workers waiting on work; changed under mu, read by put without it
+	_     [cacheLine]byte
+
 	mu        sync.Mutex
 	work      sync.Cond // workers wait here for ready messages
 	state     mbState
@@ -41,18 +51,25 @@ type mailbox struct {
 	lanes     map[string]*ring[Envelope] // key → messages waiting behind the key's current one
 	idleLanes []*ring[Envelope]          // empty lanes kept for reuse, at most maxIdleLanes
 	laned     int                        // messages waiting in lanes
-	owned     atomic.Int64               // changed under mu, but for the fast path of put
-	inFlight  int
-	scheduled int
-	idle      atomic.Int32  // workers waiting on work; changed under mu, read by put without it
-	space     chan struct{} // closed when a slot frees while senders wait
-	consumers int
-	workers   []*worker
-	dead      ring[DeadLetterInfo]
-	stats     Stats      // counters only; gauges are filled in by snapshot
-	spare     []Envelope // the last intake taken, emptied, for the next one
-	in        intake
+	// unreleased counts slots freed by handled messages but still counted
+	// in owned: a worker gives them back in batches (see handledLocked).
+	// Every holder of mu that reads owned, or takes a slot, gives them back
+	// first (releaseLocked).
+	unreleased int64
+	inFlight   int
+	scheduled  int
+	space      chan struct{} // closed when a slot frees while senders wait
+	consumers  int
+	workers    []*worker
+	dead       ring[DeadLetterInfo]
+	stats      Stats      // counters only; gauges are filled in by snapshot
+	spare      []Envelope // the last intake taken, emptied, for the next one
 }
+
+// cacheLine is a size that keeps two fields apart in memory when it is put
+// between them: a cache line of 64 bytes, twice, since processors fetch
+// lines in pairs.
+const cacheLine = 128
 
 // intake is where a send (put) or a publish (commitAll) leaves an undelayed
 // message when the mailbox is open and has room, without taking mb.mu, which
@@ -142,6 +159,7 @@ func (mb *mailbox) reserveLocked(ctx context.Context, try bool) error {
 		if err := mb.admitLocked(ctx); err != nil {
 			return err
 		}
+		mb.releaseLocked()
 		if mb.takeSlot() {
 			return nil
 		}
@@ -335,6 +353,7 @@ func (mb *mailbox) expireLocked(env Envelope) DeadLetterInfo {
 func (mb *mailbox) nextLocked(w *worker) Envelope {
 	for {
 		if mb.state == mbStopped {
+			mb.freedLocked()
 			return nil
 		}
 		if mb.ready.len() > 0 {
@@ -368,6 +387,9 @@ func (mb *mailbox) nextLocked(w *worker) Envelope {
 		if mb.transferLocked() {
 			continue
 		}
+		if mb.unreleased > 0 {
+			mb.freedLocked() // nothing ready: the batch may hold the last slots
+		}
 		// Idle from here: a put that finds this worker idle takes mb.mu,
 		// so it waits until the worker is waiting. A put that does not
 		// has left its message where the second look finds it.
@@ -387,7 +409,27 @@ func (mb *mailbox) handledLocked(w *worker, env Envelope) {
 		return // abandoned at shutdown and already dead-lettered
 	}
 	mb.stats.Handled++
-	mb.finishLocked(env)
+	mb.leaveLocked(env)
+	// The slot goes back to owned later, in a batch: owned is the one word
+	// that every sender writes, and a worker that wrote it for every message
+	// would pull it away from them each time. A sender that finds no room
+	// takes mu and gives back the batch first; a waiting sender, or a worker
+	// about to go idle, does not wait for it (see nextLocked).
+	if mb.unreleased >= releaseBatch || mb.space != nil {
+		mb.freedLocked()
+	}
+}
+
+// releaseBatch is how many handled messages' slots a worker gives back at
+// once.
+const releaseBatch = 32
+
+// releaseLocked takes the slots of handled messages off owned.
+func (mb *mailbox) releaseLocked() {
+	if mb.unreleased > 0 {
+		mb.owned.Add(-mb.unreleased)
+		mb.unreleased = 0
+	}
 }
 
 // failed records a failed attempt of w's current message: it schedules a
@@ -492,6 +534,13 @@ func (mb *mailbox) dropNew(env Envelope) {
 // finishLocked ends env's stay: its counts go, its slot frees, and the next
 // message of its key becomes ready.
 func (mb *mailbox) finishLocked(env Envelope) {
+	mb.leaveLocked(env)
+	mb.freedLocked()
+}
+
+// leaveLocked is finishLocked but for giving the slot back: it counts it in
+// unreleased.
+func (mb *mailbox) leaveLocked(env Envelope) {
 	st := env.state()
 	switch st.phase {
 	case phaseNew, phaseDone:
@@ -502,7 +551,7 @@ func (mb *mailbox) finishLocked(env Envelope) {
 		mb.scheduled--
 	}
 	st.phase = phaseDone
-	mb.owned.Add(-1)
+	mb.unreleased++
 	if st.holdsLane {
 		st.holdsLane = false
 		key := env.Meta().Key
@@ -519,11 +568,11 @@ func (mb *mailbox) finishLocked(env Envelope) {
 			}
 		}
 	}
-	mb.freedLocked()
 }
 
 // freedLocked wakes blocked senders and a waiting Shutdown after a slot frees.
 func (mb *mailbox) freedLocked() {
+	mb.releaseLocked()
 	if mb.space != nil {
 		close(mb.space)
 		mb.space = nil
@@ -595,6 +644,7 @@ func (mb *mailbox) beginDrain() {
 func (mb *mailbox) drained() bool {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
+	mb.releaseLocked()
 	return mb.owned.Load() == 0 || mb.consumers == 0
 }
 

@@ -120,8 +120,12 @@ type Idempotency struct {
 	mu     sync.Mutex
 	active map[Key]chan struct{} // delivery in progress → nil, or closed when it ends
 
-	scopesMu sync.Mutex                         // serialises additions to scopes
-	scopes   atomic.Pointer[map[scopeID]string] // read-only once stored
+	scopesMu sync.Mutex                              // serialises additions to scopes
+	scopes   atomic.Pointer[map[scopeID]*scopeEntry] // read-only once stored
+	// The scope last looked up for sends ([0]) and for deliveries ([1]): a
+	// queue's messages carry the same name strings, so comparing them is
+	// a comparison of pointers, cheaper than hashing them for the map.
+	lastScope [2]atomic.Pointer[scopeEntry]
 
 	duplicateSends, skipped, waited, busy atomic.Uint64
 	committed, released, storeErrors      atomic.Uint64
@@ -191,42 +195,60 @@ type scopeID struct {
 	dest, sub string
 }
 
+type scopeEntry struct {
+	id    scopeID
+	scope string
+}
+
 // scope returns the Key.Scope of sends to dest (handled false), or of
 // deliveries to dest and subscription sub (handled true). Each is built once
 // and then read without locking or allocating.
 func (i *Idempotency) scope(handled bool, dest, sub string) string {
-	id := scopeID{handled, dest, sub}
+	last := &i.lastScope[0]
+	if handled {
+		last = &i.lastScope[1]
+	}
+	if e := last.Load(); e != nil && e.id.dest == dest && e.id.sub == sub {
+		return e.scope
+	}
+	e := i.scopeEntry(scopeID{handled, dest, sub})
+	last.Store(e)
+	return e.scope
+}
+
+// scopeEntry returns the entry for id, made on first use.
+func (i *Idempotency) scopeEntry(id scopeID) *scopeEntry {
 	if m := i.scopes.Load(); m != nil {
-		if s, ok := (*m)[id]; ok {
-			return s
+		if e, ok := (*m)[id]; ok {
+			return e
 		}
 	}
 	i.scopesMu.Lock()
 	defer i.scopesMu.Unlock()
 	old := i.scopes.Load()
 	if old != nil {
-		if s, ok := (*old)[id]; ok {
-			return s
+		if e, ok := (*old)[id]; ok {
+			return e
 		}
 	}
 	// Copy on write: there are only as many scopes as destinations and
 	// subscriptions, and each is added once.
-	m := make(map[scopeID]string)
+	m := make(map[scopeID]*scopeEntry)
 	if old != nil {
 		maps.Copy(m, *old)
 	}
-	var s string
+	e := &scopeEntry{id: id}
 	switch {
-	case !handled:
-		s = "sent/" + url.PathEscape(dest)
-	case sub == "":
-		s = "handled/" + url.PathEscape(dest)
+	case !id.handled:
+		e.scope = "sent/" + url.PathEscape(id.dest)
+	case id.sub == "":
+		e.scope = "handled/" + url.PathEscape(id.dest)
 	default:
-		s = "handled/" + url.PathEscape(dest) + "/" + url.PathEscape(sub)
+		e.scope = "handled/" + url.PathEscape(id.dest) + "/" + url.PathEscape(id.sub)
 	}
-	m[id] = s
+	m[id] = e
 	i.scopes.Store(&m)
-	return s
+	return e
 }
 
 // detached returns the context for a Commit or Release, which must happen

@@ -35,7 +35,9 @@ type IdempotencyOptions struct {
 	// SendWindow is how long after a send with an idempotency key was
 	// accepted another send of the same key to the same queue or topic is
 	// turned away with [courier.ErrDuplicate]. Default [DefaultSendWindow];
-	// a negative value turns duplicate detection on sends off.
+	// a negative value turns duplicate detection on sends off. With a
+	// [MemoryStore] the window counts from the message's SentAt; other
+	// stores count it from their Commit, a moment later.
 	SendWindow time.Duration
 	// DoneTTL is how long a key whose handler succeeded is remembered, so
 	// that a redelivery or resend of it is acknowledged without running the
@@ -272,7 +274,9 @@ func (i *Idempotency) send(next courier.SendFunc) courier.SendFunc {
 		var r Reservation
 		var err error
 		if i.marker != nil {
-			r, err = i.marker.markSent(ctx, key, i.sendWindow)
+			// The message was stamped a moment ago: its SentAt saves
+			// the store a clock reading.
+			r, err = i.marker.markSent(ctx, key, i.sendWindow, md.SentAt)
 		} else {
 			r, err = i.store.Reserve(ctx, key, i.sendWindow)
 		}
@@ -306,7 +310,7 @@ func (i *Idempotency) send(next courier.SendFunc) courier.SendFunc {
 // start and forgotten if the send fails; a concurrent duplicate sees it done
 // rather than in progress, and is a duplicate all the same.
 type sentMarker interface {
-	markSent(ctx context.Context, key Key, ttl time.Duration) (Reservation, error)
+	markSent(ctx context.Context, key Key, ttl time.Duration, at time.Time) (Reservation, error)
 	unmarkSent(key Key, token uint64) error
 }
 

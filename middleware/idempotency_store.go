@@ -254,16 +254,19 @@ func (s *MemoryStore) shard(key Key) (*memoryShard, uint64) {
 
 // Reserve implements [Store].
 func (s *MemoryStore) Reserve(ctx context.Context, key Key, lease time.Duration) (Reservation, error) {
-	return s.claim(ctx, key, lease, false)
+	return s.claim(ctx, key, lease, false, time.Time{})
 }
 
-// claim is Reserve (done false), or markSent (done true).
-func (s *MemoryStore) claim(ctx context.Context, key Key, d time.Duration, done bool) (Reservation, error) {
+// claim is Reserve (done false), or markSent (done true), at time t: a
+// clock reading taken now if t is zero.
+func (s *MemoryStore) claim(ctx context.Context, key Key, d time.Duration, done bool, t time.Time) (Reservation, error) {
 	if err := ctx.Err(); err != nil {
 		return Reservation{}, err
 	}
 	sh, h := s.shard(key)
-	t := clock.Now()
+	if t.IsZero() {
+		t = clock.Now()
+	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	return sh.claimLocked(key, h, d, done, t), nil
@@ -352,12 +355,14 @@ func (s *memoryShard) newEntryLocked(key Key, h uint64) int32 {
 	return i
 }
 
-// markSent records that key was sent: done for ttl, as a Reserve and a
-// Commit would leave it, in one call. [Idempotency] uses it on the send path
-// of a MemoryStore, where nothing is done between the two. The token of a
-// Reserved result is for unmarkSent only.
-func (s *MemoryStore) markSent(ctx context.Context, key Key, ttl time.Duration) (Reservation, error) {
-	return s.claim(ctx, key, ttl, true)
+// markSent records that key was sent at time at (read from the clock if
+// zero): done for ttl, as a Reserve and a Commit would leave it, in one call.
+// [Idempotency] uses it on the send path of a MemoryStore, where nothing is
+// done between the two, with the message's SentAt, read just before. Like
+// any reading, at moves the shard's time forward but never back. The token
+// of a Reserved result is for unmarkSent only.
+func (s *MemoryStore) markSent(ctx context.Context, key Key, ttl time.Duration, at time.Time) (Reservation, error) {
+	return s.claim(ctx, key, ttl, true, at)
 }
 
 // unmarkSent forgets a key that markSent recorded, for a send that failed.

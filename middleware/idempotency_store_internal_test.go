@@ -288,7 +288,7 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 		switch op := rnd.IntN(4); {
 		case op == 3 && m == nil:
 			expire(time.Now(), sh)
-			r, err := s.markSent(ctx, k, d)
+			r, err := s.markSent(ctx, k, d, time.Time{})
 			require.NoError(t, err)
 			require.Equal(t, Reserved, r.Status)
 			evictIfFull(sh)
@@ -649,7 +649,7 @@ func TestMemoryStoreMarkSent(t *testing.T) {
 		s := NewMemoryStore(MemoryStoreOptions{MaxKeys: 2})
 		k := Key{Scope: "sent/orders", ID: "a"}
 
-		r, err := s.markSent(ctx, k, time.Minute)
+		r, err := s.markSent(ctx, k, time.Minute, time.Time{})
 		require.NoError(t, err)
 		require.Equal(t, Reserved, r.Status)
 		require.NotZero(t, r.Token)
@@ -657,7 +657,7 @@ func TestMemoryStoreMarkSent(t *testing.T) {
 		again, err := s.Reserve(ctx, k, time.Minute)
 		require.NoError(t, err)
 		require.Equal(t, Reservation{Status: Done}, again)
-		again, err = s.markSent(ctx, k, time.Minute)
+		again, err = s.markSent(ctx, k, time.Minute, time.Time{})
 		require.NoError(t, err)
 		require.Equal(t, Reservation{Status: Done}, again)
 
@@ -667,10 +667,10 @@ func TestMemoryStoreMarkSent(t *testing.T) {
 		require.Equal(t, MemoryStoreStats{}, s.Stats())
 
 		// A mark that expired and was made again: the old token is stale.
-		old, err := s.markSent(ctx, k, time.Minute)
+		old, err := s.markSent(ctx, k, time.Minute, time.Time{})
 		require.NoError(t, err)
 		time.Sleep(time.Minute)
-		renewed, err := s.markSent(ctx, k, time.Minute)
+		renewed, err := s.markSent(ctx, k, time.Minute, time.Time{})
 		require.NoError(t, err)
 		require.Equal(t, Reserved, renewed.Status)
 		require.ErrorIs(t, s.unmarkSent(k, old.Token), ErrNotHeld)
@@ -678,13 +678,46 @@ func TestMemoryStoreMarkSent(t *testing.T) {
 
 		// Marks count against MaxKeys like commits: the first to expire goes.
 		for _, id := range []string{"b", "c"} {
-			_, err := s.markSent(ctx, Key{Scope: "sent/orders", ID: id}, time.Hour)
+			_, err := s.markSent(ctx, Key{Scope: "sent/orders", ID: id}, time.Hour, time.Time{})
 			require.NoError(t, err)
 		}
 		require.Equal(t, MemoryStoreStats{Done: 2, Evicted: 1}, s.Stats())
 		r, err = s.Reserve(ctx, k, time.Minute)
 		require.NoError(t, err)
 		require.Equal(t, Reserved, r.Status, "the evicted key is free again")
+		checkStore(t, s)
+	})
+}
+
+// TestMemoryStoreMarkSentAt: a mark made with the time of its send counts
+// its TTL from then, and a time from the past does not move the store's
+// clock back.
+func TestMemoryStoreMarkSentAt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		s := NewMemoryStore(MemoryStoreOptions{})
+		sent := time.Now()
+		time.Sleep(40 * time.Second)
+		k := Key{Scope: "sent/orders", ID: "a"}
+		r, err := s.markSent(ctx, k, time.Minute, sent)
+		require.NoError(t, err)
+		require.Equal(t, Reserved, r.Status)
+		// Another key, reserved now for 30s, must not expire 40s early.
+		held := Key{Scope: "handled/orders", ID: "b"}
+		h, err := s.Reserve(ctx, held, 30*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, Reserved, h.Status)
+		_, err = s.markSent(ctx, Key{Scope: "sent/orders", ID: "c"}, time.Minute, sent)
+		require.NoError(t, err)
+
+		time.Sleep(19 * time.Second) // 59s after the send
+		require.Equal(t, MemoryStoreStats{Reserved: 1, Done: 2}, s.Stats())
+		time.Sleep(time.Second) // the send's minute is over; the lease has 10s left
+		require.Equal(t, MemoryStoreStats{Reserved: 1}, s.Stats())
+		again, err := s.markSent(ctx, k, time.Minute, time.Time{})
+		require.NoError(t, err)
+		require.Equal(t, Reserved, again.Status, "the first mark expired a minute after its send")
+		require.NoError(t, s.Commit(ctx, held, h.Token, time.Minute))
 		checkStore(t, s)
 	})
 }

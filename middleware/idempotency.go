@@ -36,8 +36,9 @@ type IdempotencyOptions struct {
 	// accepted another send of the same key to the same queue or topic is
 	// turned away with [courier.ErrDuplicate]. Default [DefaultSendWindow];
 	// a negative value turns duplicate detection on sends off. With a
-	// [MemoryStore] the window counts from the message's SentAt; other
-	// stores count it from their Commit, a moment later.
+	// [MemoryStore] the window counts from the message's SentAt (or from
+	// a later time the store has already read); other stores count it from
+	// their Commit, a moment later.
 	SendWindow time.Duration
 	// DoneTTL is how long a key whose handler succeeded is remembered, so
 	// that a redelivery or resend of it is acknowledged without running the
@@ -115,9 +116,9 @@ type Idempotency struct {
 	// detach says whether Commit and Release need a context that the
 	// caller's cancellation does not reach (not for a MemoryStore).
 	detach bool
-	// marker is the store when it records a send in one call (a
-	// MemoryStore), else nil.
-	marker sentMarker
+	// mem is the store when it is a MemoryStore, with its shorter paths;
+	// else nil.
+	mem memoryPaths
 
 	mu     sync.Mutex
 	active map[Key]chan struct{} // delivery in progress → nil, or closed when it ends
@@ -156,9 +157,9 @@ func NewIdempotency(store Store, opts IdempotencyOptions) (*Idempotency, error) 
 		opts.Lease = DefaultLease
 	}
 	_, ignoresContext := store.(interface{ ignoresContext() })
-	marker, _ := store.(sentMarker)
+	mem, _ := store.(memoryPaths)
 	return &Idempotency{
-		marker:     marker,
+		mem:        mem,
 		store:      store,
 		sendWindow: opts.SendWindow,
 		doneTTL:    opts.DoneTTL,
@@ -273,10 +274,10 @@ func (i *Idempotency) send(next courier.SendFunc) courier.SendFunc {
 		key := Key{Scope: i.scope(false, dest, ""), ID: id}
 		var r Reservation
 		var err error
-		if i.marker != nil {
+		if i.mem != nil {
 			// The message was stamped a moment ago: its SentAt saves
 			// the store a clock reading.
-			r, err = i.marker.markSent(ctx, key, i.sendWindow, md.SentAt)
+			r, err = i.mem.markSent(ctx, key, i.sendWindow, md.SentAt)
 		} else {
 			r, err = i.store.Reserve(ctx, key, i.sendWindow)
 		}
@@ -291,27 +292,47 @@ func (i *Idempotency) send(next courier.SendFunc) courier.SendFunc {
 		// The message may be handled before next returns: read nothing from
 		// env after this call.
 		if err := next(ctx, env); err != nil {
-			if i.marker != nil {
-				i.count(i.marker.unmarkSent(key, r.Token), nil)
+			if i.mem != nil {
+				i.count(i.mem.unmarkSent(key, r.Token), nil)
 			} else {
 				i.count(i.store.Release(i.detached(ctx), key, r.Token), nil)
 			}
 			return err
 		}
-		if i.marker == nil {
+		if i.mem == nil {
 			i.count(i.store.Commit(i.detached(ctx), key, r.Token, i.sendWindow), nil)
 		}
 		return nil
 	}
 }
 
-// sentMarker is a Store that records a send in one call instead of a
-// Reserve and a Commit: [MemoryStore] is one. The key is done from the
-// start and forgotten if the send fails; a concurrent duplicate sees it done
-// rather than in progress, and is a duplicate all the same.
-type sentMarker interface {
+// memoryPaths are the shorter paths of a [MemoryStore]. markSent records a
+// send in one call instead of a Reserve and a Commit: the key is done from
+// the start and forgotten if the send fails (unmarkSent); a concurrent
+// duplicate sees it done rather than in progress, and is a duplicate all the
+// same.
+type memoryPaths interface {
 	markSent(ctx context.Context, key Key, ttl time.Duration, at time.Time) (Reservation, error)
 	unmarkSent(key Key, token uint64) error
+	// commitHeld and releaseHeld are Commit and Release for a reservation
+	// the store made, found without a lookup of the key.
+	commitHeld(key Key, r Reservation, ttl time.Duration) error
+	releaseHeld(key Key, r Reservation) error
+}
+
+// commit and release end the delivery's reservation r of key.
+func (i *Idempotency) commit(ctx context.Context, key Key, r Reservation) error {
+	if i.mem != nil {
+		return i.mem.commitHeld(key, r, i.doneTTL)
+	}
+	return i.store.Commit(i.detached(ctx), key, r.Token, i.doneTTL)
+}
+
+func (i *Idempotency) release(ctx context.Context, key Key, r Reservation) error {
+	if i.mem != nil {
+		return i.mem.releaseHeld(key, r)
+	}
+	return i.store.Release(i.detached(ctx), key, r.Token)
 }
 
 func (i *Idempotency) handle(next courier.HandlerFunc) courier.HandlerFunc {
@@ -342,16 +363,16 @@ func (i *Idempotency) handle(next courier.HandlerFunc) courier.HandlerFunc {
 		finished := false
 		defer func() {
 			if !finished { // a panic: free the key, let the panic go on
-				i.count(i.store.Release(i.detached(ctx), key, r.Token), &i.released)
+				i.count(i.release(ctx, key, r), &i.released)
 			}
 		}()
 		err = next(ctx, env)
 		finished = true
 		if err != nil {
-			i.count(i.store.Release(i.detached(ctx), key, r.Token), &i.released)
+			i.count(i.release(ctx, key, r), &i.released)
 			return err
 		}
-		i.count(i.store.Commit(i.detached(ctx), key, r.Token, i.doneTTL), &i.committed)
+		i.count(i.commit(ctx, key, r), &i.committed)
 		return nil
 	}
 }

@@ -77,6 +77,12 @@ type Reservation struct {
 	// Token identifies the caller's reservation when Status is [Reserved];
 	// pass it to Commit or Release. Zero otherwise.
 	Token uint64
+
+	// Where a [MemoryStore] keeps a Reserved key, so that [Idempotency] can
+	// commit or release it without looking the key up again: its shard, and
+	// its entry plus one (zero for none).
+	shard uint8
+	ent   int32
 }
 
 // ReserveStatus is the outcome of [Store.Reserve].
@@ -336,7 +342,7 @@ func (s *memoryShard) claimLocked(key Key, h uint64, d time.Duration, done bool,
 	s.issued++
 	s.pushLocked(&s.held, i, d, now)
 	s.nHeld++
-	return Reservation{Status: Reserved, Token: e.token}
+	return Reservation{Status: Reserved, Token: e.token, shard: uint8(s.base - 1), ent: i + 1}
 }
 
 // newEntryLocked takes a free entry (or a new one) for key, with hash h, and
@@ -400,6 +406,12 @@ func (s *memoryShard) commitLocked(key Key, h, token uint64, ttl time.Duration) 
 	if err != nil {
 		return err
 	}
+	s.commitEntLocked(i, ttl)
+	return nil
+}
+
+// commitEntLocked commits the reservation in entry i.
+func (s *memoryShard) commitEntLocked(i int32, ttl time.Duration) {
 	q := s.unlinkLocked(i)
 	s.nHeld--
 	s.settleLocked(&s.held, q, false)
@@ -409,7 +421,6 @@ func (s *memoryShard) commitLocked(key Key, h, token uint64, ttl time.Duration) 
 	s.ents[i].token = 0
 	s.pushLocked(&s.done, i, ttl, s.now)
 	s.nDone++
-	return nil
 }
 
 // releaseLocked is Release on the shard. It reads no clock either.
@@ -418,10 +429,64 @@ func (s *memoryShard) releaseLocked(key Key, h, token uint64) error {
 	if err != nil {
 		return err
 	}
+	s.releaseEntLocked(i)
+	return nil
+}
+
+// releaseEntLocked frees the reservation in entry i.
+func (s *memoryShard) releaseEntLocked(i int32) {
 	q := s.ents[i].q
 	s.forgetLocked(i)
 	s.settleLocked(&s.held, q, false)
+}
+
+// commitHeld is Commit for the reservation r of key, made by this store: it
+// goes straight to the entry r names instead of looking key up. The entry
+// must still hold key under r's token, as Commit checks.
+func (s *MemoryStore) commitHeld(key Key, r Reservation, ttl time.Duration) error {
+	sh, i := s.hinted(r)
+	if sh == nil {
+		return s.Commit(context.Background(), key, r.Token, ttl)
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if !sh.holdsLocked(i, key, r.Token) {
+		return ErrNotHeld
+	}
+	sh.commitEntLocked(i, ttl)
 	return nil
+}
+
+// releaseHeld is Release as commitHeld is Commit.
+func (s *MemoryStore) releaseHeld(key Key, r Reservation) error {
+	sh, i := s.hinted(r)
+	if sh == nil {
+		return s.Release(context.Background(), key, r.Token)
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if !sh.holdsLocked(i, key, r.Token) {
+		return ErrNotHeld
+	}
+	sh.releaseEntLocked(i)
+	return nil
+}
+
+// hinted returns the shard and entry that r names, or a nil shard.
+func (s *MemoryStore) hinted(r Reservation) (*memoryShard, int32) {
+	if r.ent <= 0 || int(r.shard) >= len(s.shards) {
+		return nil, -1
+	}
+	return &s.shards[r.shard], r.ent - 1
+}
+
+// holdsLocked reports whether entry i is key, reserved under token.
+func (s *memoryShard) holdsLocked(i int32, key Key, token uint64) bool {
+	if int(i) >= len(s.ents) {
+		return false
+	}
+	e := &s.ents[i]
+	return e.token != 0 && e.token == token && e.key == key
 }
 
 // clockLocked turns the clock reading t into the shard's time: nanoseconds

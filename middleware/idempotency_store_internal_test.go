@@ -240,6 +240,7 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 		expires time.Time
 		seq     int    // order of commit, among equal expiries
 		mark    uint64 // the token of markSent, for a key it recorded
+		res     Reservation
 	}
 	model := map[Key]*modelKey{}
 	// clock is the time of each shard: of the latest Reserve or Stats on it.
@@ -247,6 +248,7 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 	clock := map[*memoryShard]time.Time{}
 	tokens := map[uint64]bool{}
 	seq := 0
+	var last Reservation // the latest Reserved result
 	expire := func(now time.Time, sh *memoryShard) {
 		clock[sh] = now
 		for k, m := range model {
@@ -309,7 +311,8 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 				require.Equal(t, Reserved, r.Status)
 				require.False(t, tokens[r.Token], "a token used before")
 				tokens[r.Token] = true
-				model[k] = &modelKey{token: r.Token, expires: clock[sh].Add(d)}
+				model[k] = &modelKey{token: r.Token, expires: clock[sh].Add(d), res: r}
+				last = r
 			case m.token == 0:
 				require.Equal(t, Reservation{Status: Done}, r)
 			default:
@@ -317,11 +320,26 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 			}
 		case m.token == 0:
 			require.ErrorIs(t, s.Release(ctx, k, 1), ErrNotHeld)
-		case op == 1:
+			// The last reservation made, whatever became of it, does not
+			// name k's entry as held: k is done.
+			require.ErrorIs(t, s.releaseHeld(k, last), ErrNotHeld)
+			require.ErrorIs(t, s.commitHeld(k, last, d), ErrNotHeld)
+		case op == 1 && rnd.IntN(2) == 0:
 			require.NoError(t, s.Release(ctx, k, m.token))
 			delete(model, k)
+		case op == 1:
+			stale := m.res // as if from an earlier reservation of k
+			stale.Token += uint64(len(s.shards))
+			require.ErrorIs(t, s.releaseHeld(k, stale), ErrNotHeld)
+			require.ErrorIs(t, s.commitHeld(k, stale, d), ErrNotHeld)
+			require.NoError(t, s.releaseHeld(k, m.res))
+			delete(model, k)
 		default:
-			require.NoError(t, s.Commit(ctx, k, m.token, d))
+			if rnd.IntN(2) == 0 {
+				require.NoError(t, s.Commit(ctx, k, m.token, d))
+			} else {
+				require.NoError(t, s.commitHeld(k, m.res, d))
+			}
 			evictIfFull(sh)
 			seq++
 			m.token, m.expires, m.seq = 0, clock[sh].Add(d), seq
@@ -690,34 +708,38 @@ func TestMemoryStoreMarkSent(t *testing.T) {
 }
 
 // TestMemoryStoreMarkSentAt: a mark made with the time of its send counts
-// its TTL from then, and a time from the past does not move the store's
-// clock back.
+// its TTL from then, unless the store has seen a later time: the store's time
+// does not go back.
 func TestMemoryStoreMarkSentAt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		s := NewMemoryStore(MemoryStoreOptions{})
+		s := NewMemoryStore(MemoryStoreOptions{MaxKeys: 100}) // one shard, one time
 		sent := time.Now()
 		time.Sleep(40 * time.Second)
-		k := Key{Scope: "sent/orders", ID: "a"}
-		r, err := s.markSent(ctx, k, time.Minute, sent)
+		a := Key{Scope: "sent/orders", ID: "a"}
+		r, err := s.markSent(ctx, a, time.Minute, sent)
 		require.NoError(t, err)
 		require.Equal(t, Reserved, r.Status)
-		// Another key, reserved now for 30s, must not expire 40s early.
+		// A reservation reads the clock: the store's time is now 40s on.
 		held := Key{Scope: "handled/orders", ID: "b"}
 		h, err := s.Reserve(ctx, held, 30*time.Second)
 		require.NoError(t, err)
 		require.Equal(t, Reserved, h.Status)
+		// So a mark made with the same send time now counts from then.
 		_, err = s.markSent(ctx, Key{Scope: "sent/orders", ID: "c"}, time.Minute, sent)
 		require.NoError(t, err)
 
 		time.Sleep(19 * time.Second) // 59s after the send
 		require.Equal(t, MemoryStoreStats{Reserved: 1, Done: 2}, s.Stats())
-		time.Sleep(time.Second) // the send's minute is over; the lease has 10s left
-		require.Equal(t, MemoryStoreStats{Reserved: 1}, s.Stats())
-		again, err := s.markSent(ctx, k, time.Minute, time.Time{})
+		time.Sleep(time.Second) // a's minute from its send is over
+		require.Equal(t, MemoryStoreStats{Reserved: 1, Done: 1}, s.Stats())
+		again, err := s.markSent(ctx, a, time.Minute, time.Time{})
 		require.NoError(t, err)
 		require.Equal(t, Reserved, again.Status, "the first mark expired a minute after its send")
-		require.NoError(t, s.Commit(ctx, held, h.Token, time.Minute))
+		time.Sleep(10 * time.Second) // b's lease, 30s from the 40s mark, is over
+		require.Equal(t, MemoryStoreStats{Done: 2}, s.Stats())
+		time.Sleep(30 * time.Second) // 100s: c's minute from the 40s mark is over
+		require.Equal(t, MemoryStoreStats{Done: 1}, s.Stats())
 		checkStore(t, s)
 	})
 }

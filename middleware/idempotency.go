@@ -92,12 +92,15 @@ type IdempotencyStats struct {
 // subscription, so each subscription handles a key once, independently. The
 // key is recorded as done only after the rest of the chain returned nil; a
 // delivery whose key is done is acknowledged without running the rest of the
-// chain. Two deliveries of one key never run at the same time: within this
+// chain. Two deliveries of one key do not run at the same time: within this
 // Idempotency, the second waits (holding its worker, until its context ends)
 // for the first to finish, then is acknowledged if the first succeeded, or
 // runs if it failed. A key reserved by another process sharing the Store
 // fails the attempt with [ErrKeyBusy], to be retried. A failure or a panic
 // releases the key, so the retry, or a duplicate, can run the handler.
+// Over a [MemoryStore], a delivery holds its key in this process, as in the
+// store, for at most Lease: a duplicate that arrives after the lease of a
+// delivery still running ran out does not wait for it.
 //
 // Effectively once means the handler's effects happen once per key as long
 // as the handler either succeeds or leaves no effect behind when it fails:
@@ -122,6 +125,13 @@ type Idempotency struct {
 
 	mu     sync.Mutex
 	active map[Key]chan struct{} // delivery in progress → nil, or closed when it ends
+	// Over a MemoryStore, the store tells which deliveries of a key are this
+	// Idempotency's (id), and only a delivery that must wait for one of them
+	// registers, in waiting; nwaiting counts the registered, so that a
+	// delivery that ends looks at the map only when someone waits.
+	id       uint32
+	waiting  map[Key]*keyWaiters
+	nwaiting atomic.Int64
 
 	scopesMu sync.Mutex                              // serialises additions to scopes
 	scopes   atomic.Pointer[map[scopeID]*scopeEntry] // read-only once stored
@@ -166,8 +176,13 @@ func NewIdempotency(store Store, opts IdempotencyOptions) (*Idempotency, error) 
 		lease:      opts.Lease,
 		detach:     !ignoresContext,
 		active:     make(map[Key]chan struct{}),
+		id:         nextIdempotencyID.Add(1),
+		waiting:    make(map[Key]*keyWaiters),
 	}, nil
 }
+
+// nextIdempotencyID numbers the Idempotency values of the process, from 1.
+var nextIdempotencyID atomic.Uint32
 
 // Middleware returns the middleware, named "idempotency", with a send hook
 // (none when SendWindow is negative) and a handle hook.
@@ -312,6 +327,7 @@ func (i *Idempotency) send(next courier.SendFunc) courier.SendFunc {
 // duplicate sees it done rather than in progress, and is a duplicate all the
 // same.
 type memoryPaths interface {
+	reserveOwned(ctx context.Context, key Key, lease time.Duration, owner uint32) (Reservation, error)
 	markSent(ctx context.Context, key Key, ttl time.Duration, at time.Time) (Reservation, error)
 	unmarkSent(key Key, token uint64) error
 	// commitHeld and releaseHeld are Commit and Release for a reservation
@@ -342,12 +358,26 @@ func (i *Idempotency) handle(next courier.HandlerFunc) courier.HandlerFunc {
 			return next(ctx, env)
 		}
 		key := Key{Scope: i.scope(true, md.Destination, md.Subscription), ID: md.IdempotencyKey}
-		if err := i.enter(ctx, key); err != nil {
-			return err
+		var r Reservation
+		if i.mem != nil {
+			// The store knows this Idempotency's deliveries apart from
+			// other processes': only a delivery that finds its key held
+			// by one of ours waits, and only then is a map involved.
+			var gaveUp error
+			r, err, gaveUp = i.reserveWaiting(ctx, key)
+			if gaveUp != nil {
+				return gaveUp
+			}
+			if err == nil && r.Status == Reserved {
+				defer i.wake(key)
+			}
+		} else {
+			if err := i.enter(ctx, key); err != nil {
+				return err
+			}
+			defer i.leave(key)
+			r, err = i.store.Reserve(ctx, key, i.lease)
 		}
-		defer i.leave(key)
-
-		r, err := i.store.Reserve(ctx, key, i.lease)
 		switch {
 		case err != nil:
 			i.storeErrors.Add(1)
@@ -374,6 +404,96 @@ func (i *Idempotency) handle(next courier.HandlerFunc) courier.HandlerFunc {
 		}
 		i.count(i.commit(ctx, key, r), &i.committed)
 		return nil
+	}
+}
+
+// keyWaiters are the deliveries that wait for this Idempotency's delivery of
+// a key to end: they wait for ch to close.
+type keyWaiters struct {
+	ch chan struct{}
+	n  int
+}
+
+// reserveWaiting reserves key in the MemoryStore, with the store's result
+// and error. While a delivery of this Idempotency holds the key, it waits for
+// that delivery to end (see wake), then tries again; if ctx ends first, it
+// gives up with ctx's error (gaveUp). A key held by another owner of the
+// store is InProgress, as from Reserve.
+func (i *Idempotency) reserveWaiting(ctx context.Context, key Key) (r Reservation, err, gaveUp error) {
+	waited := false
+	for {
+		r, err = i.mem.reserveOwned(ctx, key, i.lease, i.id)
+		if err != nil || r.Status != InProgress || r.holder != i.id {
+			if waited && err == nil {
+				i.waited.Add(1)
+			}
+			return r, err, nil
+		}
+		// Register, then look again: a holder that ended before the
+		// registration saw nobody waiting, but then this look finds the
+		// key free. One that ends after it sees the registration.
+		if testHookBeforeRegister != nil {
+			testHookBeforeRegister()
+		}
+		i.mu.Lock()
+		w := i.waiting[key]
+		if w == nil {
+			w = &keyWaiters{ch: make(chan struct{})}
+			i.waiting[key] = w
+		}
+		w.n++
+		i.nwaiting.Add(1)
+		i.mu.Unlock()
+		r, err = i.mem.reserveOwned(ctx, key, i.lease, i.id)
+		if err != nil || r.Status != InProgress || r.holder != i.id {
+			i.unwait(key, w)
+			if waited && err == nil {
+				i.waited.Add(1)
+			}
+			return r, err, nil
+		}
+		waited = true
+		select {
+		case <-w.ch: // the holder took w out of the map
+		case <-ctx.Done():
+			i.unwait(key, w)
+			return Reservation{}, nil, ctx.Err()
+		}
+	}
+}
+
+// testHookBeforeRegister, when set by a test, runs in reserveWaiting
+// between the look that found the key held and the registration.
+var testHookBeforeRegister func()
+
+// unwait takes one waiter off w, unless the holder of key woke them all.
+func (i *Idempotency) unwait(key Key, w *keyWaiters) {
+	i.mu.Lock()
+	if i.waiting[key] == w {
+		w.n--
+		i.nwaiting.Add(-1)
+		if w.n == 0 {
+			delete(i.waiting, key)
+		}
+	}
+	i.mu.Unlock()
+}
+
+// wake ends a delivery that reserved key through reserveWaiting, after its
+// Commit or Release: the deliveries that wait for it try again.
+func (i *Idempotency) wake(key Key) {
+	if i.nwaiting.Load() == 0 {
+		return
+	}
+	i.mu.Lock()
+	w := i.waiting[key]
+	if w != nil {
+		delete(i.waiting, key)
+		i.nwaiting.Add(-int64(w.n))
+	}
+	i.mu.Unlock()
+	if w != nil {
+		close(w.ch)
 	}
 }
 

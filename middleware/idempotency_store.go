@@ -80,9 +80,11 @@ type Reservation struct {
 
 	// Where a [MemoryStore] keeps a Reserved key, so that [Idempotency] can
 	// commit or release it without looking the key up again: its shard, and
-	// its entry plus one (zero for none).
-	shard uint8
-	ent   int32
+	// its entry plus one (zero for none). For InProgress, the owner that
+	// holds the key (see reserveOwned).
+	shard  uint8
+	ent    int32
+	holder uint32
 }
 
 // ReserveStatus is the outcome of [Store.Reserve].
@@ -220,6 +222,7 @@ type storeEntry struct {
 	gen   uint64       // bumped when the entry leaves its queue: its slot there is stale
 	q     *expiryQueue // where the entry's live slot is; nil while free
 	next  int32        // in the free list
+	owner uint32       // who reserved the key: see reserveOwned
 }
 
 // MemoryStoreStats is a snapshot of a [MemoryStore].
@@ -260,12 +263,20 @@ func (s *MemoryStore) shard(key Key) (*memoryShard, uint64) {
 
 // Reserve implements [Store].
 func (s *MemoryStore) Reserve(ctx context.Context, key Key, lease time.Duration) (Reservation, error) {
-	return s.claim(ctx, key, lease, false, time.Time{})
+	return s.claim(ctx, key, lease, false, time.Time{}, 0)
 }
 
-// claim is Reserve (done false), or markSent (done true), at time t: a
-// clock reading taken now if t is zero.
-func (s *MemoryStore) claim(ctx context.Context, key Key, d time.Duration, done bool, t time.Time) (Reservation, error) {
+// reserveOwned is Reserve for a holder named owner (not 0): a Reserved key
+// records it, and an InProgress result tells which owner holds the key
+// (Reservation.holder; 0 for a plain Reserve). [Idempotency] names itself,
+// to tell its own deliveries from those of another process.
+func (s *MemoryStore) reserveOwned(ctx context.Context, key Key, lease time.Duration, owner uint32) (Reservation, error) {
+	return s.claim(ctx, key, lease, false, time.Time{}, owner)
+}
+
+// claim is Reserve (done false) for owner, or markSent (done true), at time
+// t: a clock reading taken now if t is zero.
+func (s *MemoryStore) claim(ctx context.Context, key Key, d time.Duration, done bool, t time.Time, owner uint32) (Reservation, error) {
 	if err := ctx.Err(); err != nil {
 		return Reservation{}, err
 	}
@@ -275,7 +286,7 @@ func (s *MemoryStore) claim(ctx context.Context, key Key, d time.Duration, done 
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return sh.claimLocked(key, h, d, done, t), nil
+	return sh.claimLocked(key, h, d, done, t, owner), nil
 }
 
 // Commit implements [Store].
@@ -318,14 +329,14 @@ func (*MemoryStore) ignoresContext() {}
 // claimLocked is Reserve on the shard, for lease d (done false), or
 // markSent, for ttl d (done true), with h the hash of key and t the clock
 // reading.
-func (s *memoryShard) claimLocked(key Key, h uint64, d time.Duration, done bool, t time.Time) Reservation {
+func (s *memoryShard) claimLocked(key Key, h uint64, d time.Duration, done bool, t time.Time, owner uint32) Reservation {
 	now := s.clockLocked(t)
 	s.expireLocked(now)
 	if i := s.find(key, h); i >= 0 {
 		if s.ents[i].token == 0 {
 			return Reservation{Status: Done}
 		}
-		return Reservation{Status: InProgress}
+		return Reservation{Status: InProgress, holder: s.ents[i].owner}
 	}
 	if done {
 		if s.nDone >= s.maxKeys {
@@ -339,6 +350,7 @@ func (s *memoryShard) claimLocked(key Key, h uint64, d time.Duration, done bool,
 	i := s.newEntryLocked(key, h)
 	e := &s.ents[i]
 	e.token = s.base + s.issued*s.step
+	e.owner = owner
 	s.issued++
 	s.pushLocked(&s.held, i, d, now)
 	s.nHeld++
@@ -368,7 +380,7 @@ func (s *memoryShard) newEntryLocked(key Key, h uint64) int32 {
 // any reading, at moves the shard's time forward but never back. The token
 // of a Reserved result is for unmarkSent only.
 func (s *MemoryStore) markSent(ctx context.Context, key Key, ttl time.Duration, at time.Time) (Reservation, error) {
-	return s.claim(ctx, key, ttl, true, at)
+	return s.claim(ctx, key, ttl, true, at, 0)
 }
 
 // unmarkSent forgets a key that markSent recorded, for a send that failed.

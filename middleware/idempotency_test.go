@@ -26,6 +26,25 @@ func newIdempotency(t *testing.T, opts middleware.IdempotencyOptions) (*middlewa
 	return idem, store
 }
 
+// eachStore runs test with an Idempotency over a MemoryStore, which takes
+// the store's shorter paths, and over one seen only as a Store, as a store
+// of another kind would be.
+func eachStore(t *testing.T, opts middleware.IdempotencyOptions, test func(t *testing.T, idem *middleware.Idempotency)) {
+	for _, name := range []string{"MemoryStore", "Store"} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var store middleware.Store = middleware.NewMemoryStore(middleware.MemoryStoreOptions{})
+				if name == "Store" {
+					store = struct{ middleware.Store }{store}
+				}
+				idem, err := middleware.NewIdempotency(store, opts)
+				require.NoError(t, err)
+				test(t, idem)
+			})
+		})
+	}
+}
+
 // noSendCheck turns duplicate detection on sends off, so that duplicates
 // reach the handling path.
 var noSendCheck = middleware.IdempotencyOptions{SendWindow: -1}
@@ -231,10 +250,9 @@ func TestIdempotencyDuplicatesAcrossRetries(t *testing.T) {
 }
 
 func TestIdempotencyConcurrentDuplicatesRunTheHandlerOnce(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	eachStore(t, noSendCheck, func(t *testing.T, idem *middleware.Idempotency) {
 		ctx := context.Background()
 		const copies = 8
-		idem, _ := newIdempotency(t, noSendCheck)
 		bus := newBus(t)
 		bus.Use(idem.Middleware())
 		q := newQueue[string](t, bus, "jobs", courier.Workers(copies))
@@ -262,9 +280,8 @@ func TestIdempotencyConcurrentDuplicatesRunTheHandlerOnce(t *testing.T) {
 }
 
 func TestIdempotencyWaitingDuplicateRunsWhenTheFirstFails(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	eachStore(t, noSendCheck, func(t *testing.T, idem *middleware.Idempotency) {
 		ctx := context.Background()
-		idem, _ := newIdempotency(t, noSendCheck)
 		bus := newBus(t)
 		bus.Use(idem.Middleware())
 		q := newQueue[string](t, bus, "jobs", courier.Workers(2)) // one attempt each
@@ -292,9 +309,8 @@ func TestIdempotencyWaitingDuplicateRunsWhenTheFirstFails(t *testing.T) {
 }
 
 func TestIdempotencyWaitingDeliveryGivesUpWithItsContext(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	eachStore(t, noSendCheck, func(t *testing.T, idem *middleware.Idempotency) {
 		ctx := context.Background()
-		idem, _ := newIdempotency(t, noSendCheck)
 		bus := newBus(t)
 		bus.Use(idem.Middleware())
 		q := newQueue[string](t, bus, "jobs", courier.Workers(2))
@@ -317,6 +333,36 @@ func TestIdempotencyWaitingDeliveryGivesUpWithItsContext(t *testing.T) {
 		require.ErrorIs(t, dls[0].Err, context.DeadlineExceeded)
 		close(gate)
 		require.NoError(t, bus.WaitIdle(ctx))
+	})
+}
+
+// A delivery that outlives its lease no longer holds its key over a
+// MemoryStore: a later duplicate runs.
+func TestIdempotencyLeaseBoundsTheWaitOverAMemoryStore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		idem, _ := newIdempotency(t, middleware.IdempotencyOptions{SendWindow: -1, Lease: time.Minute})
+		bus := newBus(t)
+		bus.Use(idem.Middleware())
+		q := newQueue[string](t, bus, "jobs", courier.Workers(2))
+		gate := make(chan struct{})
+		var runs sideEffects
+		require.NoError(t, q.Consume(func(_ context.Context, m *courier.Message[string]) error {
+			runs.add(m.Body)
+			if m.Body == "slow" {
+				<-gate
+			}
+			return nil
+		}))
+		require.NoError(t, q.Send(ctx, "slow", courier.WithIdempotencyKey("k")))
+		synctest.Wait()
+		time.Sleep(time.Minute)
+		require.NoError(t, q.Send(ctx, "late", courier.WithIdempotencyKey("k")))
+		synctest.Wait()
+		require.Equal(t, map[string]int{"slow": 1, "late": 1}, runs.get(), "the late duplicate did not wait")
+		close(gate)
+		require.NoError(t, bus.WaitIdle(ctx))
+		require.Zero(t, idem.Stats().Waited)
 	})
 }
 

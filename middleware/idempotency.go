@@ -135,10 +135,11 @@ type Idempotency struct {
 
 	scopesMu sync.Mutex                              // serialises additions to scopes
 	scopes   atomic.Pointer[map[scopeID]*scopeEntry] // read-only once stored
-	// The scope last looked up for sends ([0]) and for deliveries ([1]): a
-	// queue's messages carry the same name strings, so comparing them is
-	// a comparison of pointers, cheaper than hashing them for the map.
-	lastScope [2]atomic.Pointer[scopeEntry]
+	// The first scopes looked up for sends ([0]) and for deliveries ([1]),
+	// never replaced, so that no delivery writes here once they are set: a
+	// queue's messages carry the same name strings, so comparing them is a
+	// comparison of pointers, cheaper than hashing them for the map.
+	hotScopes [2][hotScopes]atomic.Pointer[scopeEntry]
 
 	duplicateSends, skipped, waited, busy atomic.Uint64
 	committed, released, storeErrors      atomic.Uint64
@@ -222,17 +223,31 @@ type scopeEntry struct {
 // deliveries to dest and subscription sub (handled true). Each is built once
 // and then read without locking or allocating.
 func (i *Idempotency) scope(handled bool, dest, sub string) string {
-	last := &i.lastScope[0]
+	hot := &i.hotScopes[0]
 	if handled {
-		last = &i.lastScope[1]
+		hot = &i.hotScopes[1]
 	}
-	if e := last.Load(); e != nil && e.id.dest == dest && e.id.sub == sub {
-		return e.scope
+	free := -1
+	for j := range hot {
+		e := hot[j].Load()
+		if e == nil {
+			free = j
+			break
+		}
+		if e.id.dest == dest && e.id.sub == sub {
+			return e.scope
+		}
 	}
 	e := i.scopeEntry(scopeID{handled, dest, sub})
-	last.Store(e)
+	if free >= 0 {
+		hot[free].CompareAndSwap(nil, e) // a concurrent first use may win the slot
+	}
 	return e.scope
 }
+
+// hotScopes is how many scopes of each path Idempotency.scope finds without
+// the map.
+const hotScopes = 4
 
 // scopeEntry returns the entry for id, made on first use.
 func (i *Idempotency) scopeEntry(id scopeID) *scopeEntry {

@@ -658,6 +658,38 @@ func TestIdempotencyScopesAreUnambiguous(t *testing.T) {
 	}, store.scopes)
 }
 
+// More queues than Idempotency keeps at hand (the rest are looked up) each
+// keep their own keys.
+func TestIdempotencyManyQueuesKeepTheirOwnKeys(t *testing.T) {
+	ctx := context.Background()
+	idem, _ := newIdempotency(t, middleware.IdempotencyOptions{})
+	bus := newBus(t)
+	bus.Use(idem.Middleware())
+	var runs sideEffects
+	var queues []*courier.Queue[string]
+	for n := range 7 {
+		q := newQueue[string](t, bus, fmt.Sprint("q", n))
+		require.NoError(t, q.Consume(func(_ context.Context, m *courier.Message[string]) error {
+			runs.add(m.Destination)
+			return nil
+		}))
+		queues = append(queues, q)
+	}
+	for _, q := range queues {
+		require.NoError(t, q.Send(ctx, "x", courier.WithIdempotencyKey("k")))
+	}
+	for _, q := range queues {
+		require.ErrorIs(t, q.Send(ctx, "x", courier.WithIdempotencyKey("k")), courier.ErrDuplicate)
+	}
+	require.NoError(t, bus.WaitIdle(ctx))
+	want := map[string]int{}
+	for n := range queues {
+		want[fmt.Sprint("q", n)] = 1
+	}
+	require.Equal(t, want, runs.get())
+	require.EqualValues(t, len(queues), idem.Stats().DuplicateSends)
+}
+
 func TestIdempotencyCommitsWithAContextThatDidNotEnd(t *testing.T) {
 	store := &recordingStore{Store: middleware.NewMemoryStore(middleware.MemoryStoreOptions{})}
 	idem, err := middleware.NewIdempotency(store, middleware.IdempotencyOptions{})

@@ -53,8 +53,8 @@ type mailbox struct {
 	laned     int                        // messages waiting in lanes
 	// unreleased counts slots freed by handled messages but still counted
 	// in owned: a worker gives them back in batches (see handledLocked).
-	// Every holder of mu that reads owned, or takes a slot, gives them back
-	// first (releaseLocked).
+	// A holder of mu that finds no free slot, or reads owned, gives them
+	// back first (releaseLocked).
 	unreleased int64
 	inFlight   int
 	scheduled  int

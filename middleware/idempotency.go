@@ -436,45 +436,52 @@ type keyWaiters struct {
 // store is InProgress, as from Reserve.
 func (i *Idempotency) reserveWaiting(ctx context.Context, key Key) (r Reservation, err, gaveUp error) {
 	waited := false
+	var w *keyWaiters // registered as waiting, between the two looks
 	for {
 		r, err = i.mem.reserveOwned(ctx, key, i.lease, i.id)
 		if err != nil || r.Status != InProgress || r.holder != i.id {
+			if w != nil {
+				i.unwait(key, w)
+			}
 			if waited && err == nil {
 				i.waited.Add(1)
 			}
 			return r, err, nil
 		}
-		// Register, then look again: a holder that ended before the
-		// registration saw nobody waiting, but then this look finds the
-		// key free. One that ends after it sees the registration.
-		if testHookBeforeRegister != nil {
-			testHookBeforeRegister()
-		}
-		i.mu.Lock()
-		w := i.waiting[key]
 		if w == nil {
-			w = &keyWaiters{ch: make(chan struct{})}
-			i.waiting[key] = w
-		}
-		w.n++
-		i.nwaiting.Add(1)
-		i.mu.Unlock()
-		r, err = i.mem.reserveOwned(ctx, key, i.lease, i.id)
-		if err != nil || r.Status != InProgress || r.holder != i.id {
-			i.unwait(key, w)
-			if waited && err == nil {
-				i.waited.Add(1)
+			// Register, then look again: a holder that ended before the
+			// registration saw nobody waiting, but then the next look
+			// finds the key free. One that ends after it sees the
+			// registration.
+			if testHookBeforeRegister != nil {
+				testHookBeforeRegister()
 			}
-			return r, err, nil
+			w = i.register(key)
+			continue
 		}
 		waited = true
 		select {
 		case <-w.ch: // the holder took w out of the map
+			w = nil
 		case <-ctx.Done():
 			i.unwait(key, w)
 			return Reservation{}, nil, ctx.Err()
 		}
 	}
+}
+
+// register counts one more delivery waiting for key and returns its waiters.
+func (i *Idempotency) register(key Key) *keyWaiters {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	w := i.waiting[key]
+	if w == nil {
+		w = &keyWaiters{ch: make(chan struct{})}
+		i.waiting[key] = w
+	}
+	w.n++
+	i.nwaiting.Add(1)
+	return w
 }
 
 // testHookBeforeRegister, when set by a test, runs in reserveWaiting

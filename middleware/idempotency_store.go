@@ -456,23 +456,21 @@ func (s *memoryShard) releaseEntLocked(i int32) {
 // goes straight to the entry r names instead of looking key up. The entry
 // must still hold key under r's token, as Commit checks.
 func (s *MemoryStore) commitHeld(key Key, r Reservation, ttl time.Duration) error {
-	sh, i := s.hinted(r)
-	if sh == nil {
-		return s.Commit(context.Background(), key, r.Token, ttl)
-	}
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if !sh.holdsLocked(i, key, r.Token) {
-		return ErrNotHeld
-	}
-	sh.commitEntLocked(i, ttl)
-	return nil
+	return s.endHeld(key, r, true, ttl)
 }
 
 // releaseHeld is Release as commitHeld is Commit.
 func (s *MemoryStore) releaseHeld(key Key, r Reservation) error {
+	return s.endHeld(key, r, false, 0)
+}
+
+// endHeld commits (for ttl) or releases the reservation r of key.
+func (s *MemoryStore) endHeld(key Key, r Reservation, commit bool, ttl time.Duration) error {
 	sh, i := s.hinted(r)
-	if sh == nil {
+	switch {
+	case sh == nil && commit:
+		return s.Commit(context.Background(), key, r.Token, ttl)
+	case sh == nil:
 		return s.Release(context.Background(), key, r.Token)
 	}
 	sh.mu.Lock()
@@ -480,7 +478,11 @@ func (s *MemoryStore) releaseHeld(key Key, r Reservation) error {
 	if !sh.holdsLocked(i, key, r.Token) {
 		return ErrNotHeld
 	}
-	sh.releaseEntLocked(i)
+	if commit {
+		sh.commitEntLocked(i, ttl)
+	} else {
+		sh.releaseEntLocked(i)
+	}
 	return nil
 }
 

@@ -194,7 +194,7 @@ type memoryShard struct {
 	index   []uint64     // the keys: see find
 	indexed int          // entries in index
 	ents    []storeEntry // reserved, done and free entries
-	free    int32        // first free entry, linked by next; -1 for none
+	free    int32        // first free entry, linked by link; -1 for none
 	held    queueSet     // reservations, one queue per lease
 	done    queueSet     // committed keys, one queue per ttl
 	nHeld   int          // live slots in held
@@ -215,14 +215,20 @@ type memoryShard struct {
 	_ [64]byte
 }
 
+// storeEntry is one key of a shard. Its fields fill exactly 64 bytes, one
+// cache line: in a full store nearly every entry an operation touches (the
+// one it evicts, the one it finds) is cold, and a second line would be a
+// second miss.
 type storeEntry struct {
 	key   Key
-	hash  uint64       // of key, for the index
 	token uint64       // 0 once committed
 	gen   uint64       // bumped when the entry leaves its queue: its slot there is stale
 	q     *expiryQueue // where the entry's live slot is; nil while free
-	next  int32        // in the free list
-	owner uint32       // who reserved the key: see reserveOwned
+	tag   uint32       // the high half of key's hash, for the index
+	// link is who reserved the key (see reserveOwned) while the entry is
+	// reserved, and the next free entry (an int32, -1 for none) while it
+	// is free. A done entry does not use it.
+	link uint32
 }
 
 // MemoryStoreStats is a snapshot of a [MemoryStore].
@@ -336,7 +342,7 @@ func (s *memoryShard) claimLocked(key Key, h uint64, d time.Duration, done bool,
 		if s.ents[i].token == 0 {
 			return Reservation{Status: Done}
 		}
-		return Reservation{Status: InProgress, holder: s.ents[i].owner}
+		return Reservation{Status: InProgress, holder: s.ents[i].link}
 	}
 	if done {
 		if s.nDone >= s.maxKeys {
@@ -350,7 +356,7 @@ func (s *memoryShard) claimLocked(key Key, h uint64, d time.Duration, done bool,
 	i := s.newEntryLocked(key, h)
 	e := &s.ents[i]
 	e.token = s.base + s.issued*s.step
-	e.owner = owner
+	e.link = owner
 	s.issued++
 	s.pushLocked(&s.held, i, d, now)
 	s.nHeld++
@@ -362,13 +368,13 @@ func (s *memoryShard) claimLocked(key Key, h uint64, d time.Duration, done bool,
 func (s *memoryShard) newEntryLocked(key Key, h uint64) int32 {
 	i := s.free
 	if i >= 0 {
-		s.free = s.ents[i].next
+		s.free = int32(s.ents[i].link)
 	} else {
 		i = int32(len(s.ents))
 		s.ents = append(s.ents, storeEntry{})
 	}
 	e := &s.ents[i]
-	e.key, e.hash, e.token, e.next = key, h, 0, 0
+	e.key, e.tag, e.token, e.link = key, uint32(h>>32), 0, 0
 	s.addToIndex(i)
 	return i
 }
@@ -563,7 +569,7 @@ func (s *memoryShard) forgetLocked(i int32) {
 		s.nHeld--
 	}
 	s.removeFromIndex(i)
-	*e = storeEntry{gen: e.gen, next: s.free}
+	*e = storeEntry{gen: e.gen, link: uint32(s.free)}
 	s.free = i
 }
 

@@ -14,8 +14,9 @@ package middleware
 // minIndex is the smallest table; its length is always a power of two.
 const minIndex = 64
 
-// indexSlot returns the slot value of entry i with hash h.
-func indexSlot(h uint64, i int32) uint64 { return h>>32<<32 | uint64(i+1) }
+// indexSlot returns the slot value of entry i whose hash has tag as its high
+// half.
+func indexSlot(tag uint32, i int32) uint64 { return uint64(tag)<<32 | uint64(i+1) }
 
 // home returns the first slot to probe for a slot value or a hash. The low
 // bits of a hash chose the shard, so the table uses the high ones.
@@ -46,7 +47,7 @@ func (s *memoryShard) addToIndex(i int32) {
 	if 2*(s.indexed+1) > len(s.index) {
 		s.growIndex()
 	}
-	s.place(indexSlot(s.ents[i].hash, i))
+	s.place(indexSlot(s.ents[i].tag, i))
 	s.indexed++
 }
 
@@ -73,7 +74,7 @@ func (s *memoryShard) growIndex() {
 // removeFromIndex takes entry i, which is indexed, out of the table.
 func (s *memoryShard) removeFromIndex(i int32) {
 	mask := len(s.index) - 1
-	want := indexSlot(s.ents[i].hash, i)
+	want := indexSlot(s.ents[i].tag, i)
 	p := home(want, mask)
 	for s.index[p] != want {
 		p = (p + 1) & mask

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
@@ -108,7 +109,7 @@ func checkShard(t *testing.T, s *memoryShard) (slots, capacity int) {
 		}
 	}
 	free := 0
-	for i := s.free; i >= 0; i = s.ents[i].next {
+	for i := s.free; i >= 0; i = int32(s.ents[i].link) {
 		require.Nil(t, s.ents[i].q)
 		free++
 	}
@@ -596,7 +597,7 @@ func checkIndex(t *testing.T, s *memoryShard) {
 		}
 		n++
 		i := int32(uint32(v)) - 1
-		require.Equal(t, indexSlot(s.ents[i].hash, i), v, "slot %d", p)
+		require.Equal(t, indexSlot(s.ents[i].tag, i), v, "slot %d", p)
 		if seen[i] {
 			t.Fatalf("entry %d indexed twice", i)
 		}
@@ -606,7 +607,7 @@ func checkIndex(t *testing.T, s *memoryShard) {
 				t.Fatalf("entry %d at slot %d: an empty slot %d between it and its first slot", i, p, q)
 			}
 		}
-		if got := s.find(s.ents[i].key, s.ents[i].hash); got != i {
+		if got := s.find(s.ents[i].key, uint64(s.ents[i].tag)<<32); got != i {
 			t.Fatalf("find(%v) = %d, want %d", s.ents[i].key, got, i)
 		}
 	}
@@ -632,7 +633,7 @@ func TestIndexAgainstMap(t *testing.T) {
 			}
 			h := slot<<32 | uint64(rnd.Uint32())&0xffff
 			i := int32(len(s.ents))
-			s.ents = append(s.ents, storeEntry{key: k, hash: h})
+			s.ents = append(s.ents, storeEntry{key: k, tag: uint32(h >> 32)})
 			s.addToIndex(i)
 			model[k] = i
 			live = append(live, i)
@@ -652,7 +653,7 @@ func TestIndexAgainstMap(t *testing.T) {
 		}
 		checkIndex(t, s)
 		require.Equal(t, model, s.keyMap())
-		if miss := (Key{Scope: "s", ID: "missing"}); s.find(miss, s.ents[0].hash) != -1 {
+		if miss := (Key{Scope: "s", ID: "missing"}); s.find(miss, uint64(s.ents[0].tag)<<32) != -1 {
 			t.Fatal("found a key never added")
 		}
 	}
@@ -742,4 +743,11 @@ func TestMemoryStoreMarkSentAt(t *testing.T) {
 		require.Equal(t, MemoryStoreStats{Done: 1}, s.Stats())
 		checkStore(t, s)
 	})
+}
+
+// An entry is one cache line: see storeEntry.
+func TestStoreEntryIsOneCacheLine(t *testing.T) {
+	if n := unsafe.Sizeof(storeEntry{}); n != 64 {
+		t.Errorf("storeEntry is %d bytes, want 64", n)
+	}
 }

@@ -61,3 +61,33 @@ func TestDeadLetterDoesNotPinItsFanoutSiblings(t *testing.T) {
 	assert.Equal(t, 1, third.DeadLetters().Count())
 	runtime.KeepAlive(third)
 }
+
+// A send allocates once: its message. A publish allocates twice whatever the
+// number of its subscriptions (up to eight): its message, and the copies for
+// the other subscriptions together. The copy for a filtered subscription is
+// made only when its filter takes the message.
+func TestSendAndPublishAllocations(t *testing.T) {
+	b := newBus(t)
+	q, err := courier.NewQueue[Payment](b, "orders", courier.Capacity(1<<12))
+	require.NoError(t, err)
+	require.NoError(t, q.Consume(func(context.Context, *courier.Message[Payment]) error { return nil }))
+	topic, err := courier.NewTopic[Payment](b, "payments", courier.Capacity(1<<12))
+	require.NoError(t, err)
+	for _, name := range []string{"a", "b", "c", "d"} {
+		require.NoError(t, topic.Subscribe(name, func(context.Context, *courier.Message[Payment]) error { return nil }))
+	}
+	ctx := context.Background()
+	p := Payment{OrderID: "o-1", Amount: 5}
+	// Allocations the workers make meanwhile are counted too; there should
+	// be none, and AllocsPerRun rounds stray ones of the runtime down.
+	assert.Equal(t, 1.0, testing.AllocsPerRun(200, func() { _ = q.Send(ctx, p) }), "Send")
+	assert.Equal(t, 2.0, testing.AllocsPerRun(200, func() { _ = topic.Publish(ctx, p) }), "Publish to 4")
+
+	only := func(m *courier.Message[Payment]) bool { return m.Body.Amount > 100 }
+	require.NoError(t, topic.Subscribe("large", func(context.Context, *courier.Message[Payment]) error { return nil },
+		courier.WithFilter(only)))
+	assert.Equal(t, 2.0, testing.AllocsPerRun(200, func() { _ = topic.Publish(ctx, p) }), "Publish, filter rejects")
+	large := Payment{OrderID: "o-2", Amount: 500}
+	assert.Equal(t, 2.0, testing.AllocsPerRun(200, func() { _ = topic.Publish(ctx, large) }), "Publish, filter takes")
+	require.NoError(t, b.WaitIdle(ctxT(t)))
+}

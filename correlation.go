@@ -37,7 +37,8 @@ func CorrelationIDFromContext(ctx context.Context) string {
 
 // stamp fills in the identity of a new message sent with ctx.
 func stamp(ctx context.Context, md *Metadata, idText *[36]byte) {
-	md.ID = formatID(newUUIDv7(md.SentAt), idText)
+	hi, lo := newUUIDv7(md.SentAt)
+	md.ID = formatID(hi, lo, idText)
 	if parent, ok := ctx.Value(messageKey{}).(Envelope); ok {
 		pm := parent.Meta()
 		md.CorrelationID = pm.CorrelationID

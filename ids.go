@@ -5,8 +5,6 @@ import (
 	"math/rand/v2"
 	"time"
 	"unsafe"
-
-	"github.com/google/uuid"
 )
 
 // newUUIDv7 returns a version 7 UUID (RFC 9562) for time now: 48 bits of Unix
@@ -15,28 +13,27 @@ import (
 // bits come from math/rand/v2, whose generator is seeded from the operating
 // system and costs a few nanoseconds; a message ID is an identifier, not a
 // secret, so this trades unguessability for speed.
-func newUUIDv7(now time.Time) uuid.UUID {
-	var u uuid.UUID
+//
+// The UUID comes back as its high and low 64 bits (big-endian), the form
+// formatID reads: built byte by byte in memory and read back in words, it
+// would stall the processor for as long as the rest of the work takes.
+func newUUIDv7(now time.Time) (hi, lo uint64) {
 	nanos := now.UnixNano()
 	ms := uint64(nanos / 1e6)
 	sub := uint64(nanos%1e6) * 4096 / 1e6 // 12 bits of the millisecond's fraction
-	r := rand.Uint64()
-	u[0], u[1], u[2] = byte(ms>>40), byte(ms>>32), byte(ms>>24)
-	u[3], u[4], u[5] = byte(ms>>16), byte(ms>>8), byte(ms)
-	u[6], u[7] = 0x70|byte(sub>>8)&0x0f, byte(sub)
-	u[8] = 0x80 | byte(r>>56)&0x3f
-	u[9], u[10], u[11] = byte(r>>48), byte(r>>40), byte(r>>32)
-	u[12], u[13], u[14], u[15] = byte(r>>24), byte(r>>16), byte(r>>8), byte(r)
-	return u
+	hi = ms<<16 | 0x7000 | sub&0x0fff
+	lo = 0x8000_0000_0000_0000 | rand.Uint64()>>2
+	return hi, lo
 }
 
-// formatID writes u in its canonical 36-character form into buf and returns a
-// string that shares buf's memory. buf lives inside the message's allocation and
-// is never written again, so the string costs no allocation of its own.
-func formatID(u uuid.UUID, buf *[36]byte) string {
+// formatID writes the UUID hi, lo in its canonical 36-character form into buf
+// and returns a string that shares buf's memory. buf lives inside the
+// message's allocation and is never written again, so the string costs no
+// allocation of its own.
+func formatID(hi, lo uint64, buf *[36]byte) string {
 	be := binary.BigEndian
-	a, b := hex8(be.Uint32(u[0:4])), hex8(be.Uint32(u[4:8]))
-	c, d := hex8(be.Uint32(u[8:12])), hex8(be.Uint32(u[12:16]))
+	a, b := hex8(uint32(hi>>32)), hex8(uint32(hi))
+	c, d := hex8(uint32(lo>>32)), hex8(uint32(lo))
 	be.PutUint64(buf[0:8], a)
 	buf[8] = '-'
 	be.PutUint32(buf[9:13], uint32(b>>32))

@@ -31,7 +31,8 @@ func BenchmarkMessageID(b *testing.B) {
 	var buf [36]byte
 	b.ReportAllocs()
 	for b.Loop() {
-		sinkID = formatID(newUUIDv7(now), &buf)
+		hi, lo := newUUIDv7(now)
+		sinkID = formatID(hi, lo, &buf)
 	}
 }
 

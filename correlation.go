@@ -1,6 +1,10 @@
 package courier
 
-import "context"
+import (
+	"context"
+	"strings"
+	"unsafe"
+)
 
 type messageKey struct{}
 
@@ -40,9 +44,7 @@ func stamp(ctx context.Context, md *Metadata, idText *[36]byte) {
 	hi, lo := newUUIDv7(md.SentAt)
 	md.ID = formatID(hi, lo, idText)
 	if parent, ok := ctx.Value(messageKey{}).(Envelope); ok {
-		pm := parent.Meta()
-		md.CorrelationID = pm.CorrelationID
-		md.CausationID = pm.ID
+		inherit(md, parent.Meta())
 		return
 	}
 	if id, ok := ctx.Value(correlationKey{}).(string); ok {
@@ -50,4 +52,28 @@ func stamp(ctx context.Context, md *Metadata, idText *[36]byte) {
 		return
 	}
 	md.CorrelationID = md.ID
+}
+
+// inherit gives md, sent from the handler of pm's message, its causation and
+// correlation IDs. A message's ID text lives in the message's own memory (see
+// formatID), so the parent's ID string would keep the parent alive, and
+// through its own CausationID every message before it: a flow in which each
+// handler sends the next message would keep its whole history, bodies
+// included, for as long as it runs. The causation ID is therefore a copy, one
+// small allocation for a send from a handler; the correlation ID shares it
+// when the parent began the flow, and is otherwise already such a copy, or
+// the sender's own string.
+func inherit(md, pm *Metadata) {
+	md.CausationID = strings.Clone(pm.ID)
+	if sameText(pm.CorrelationID, pm.ID) {
+		md.CorrelationID = md.CausationID
+	} else {
+		md.CorrelationID = pm.CorrelationID
+	}
+}
+
+// sameText reports whether a and b are the same bytes in memory, not merely
+// equal.
+func sameText(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
 }

@@ -14,12 +14,13 @@ import (
 )
 
 // A topic makes the copies of a publish together. A copy that is
-// dead-lettered and kept must not keep the others' memory alive.
+// dead-lettered and kept must not keep the others' memory alive, nor the
+// published message's, where the ID text they share lives.
 func TestDeadLetterDoesNotPinItsFanoutSiblings(t *testing.T) {
 	b := newBus(t)
 	topic, err := courier.NewTopic[Payment](b, "payments")
 	require.NoError(t, err)
-	handled := make(chan weak.Pointer[courier.Message[Payment]], 2)
+	handled := make(chan weak.Pointer[courier.Message[Payment]], 3)
 	keep := func(_ context.Context, m *courier.Message[Payment]) error {
 		handled <- weak.Make(m)
 		return nil
@@ -29,13 +30,13 @@ func TestDeadLetterDoesNotPinItsFanoutSiblings(t *testing.T) {
 	}
 	// The first subscription gets the published message itself; the other
 	// three get the copies made together.
-	require.NoError(t, topic.Subscribe("first", func(context.Context, *courier.Message[Payment]) error { return nil }))
+	require.NoError(t, topic.Subscribe("first", keep))
 	require.NoError(t, topic.Subscribe("second", keep))
 	require.NoError(t, topic.Subscribe("third", fail))
 	require.NoError(t, topic.Subscribe("fourth", keep))
 	require.NoError(t, topic.Publish(ctxT(t), Payment{OrderID: "o-1", Amount: 5}))
 	require.NoError(t, b.WaitIdle(ctxT(t)))
-	ptrs := []weak.Pointer[courier.Message[Payment]]{recv(t, handled), recv(t, handled)}
+	ptrs := []weak.Pointer[courier.Message[Payment]]{recv(t, handled), recv(t, handled), recv(t, handled)}
 
 	third, err := topic.Subscription("third")
 	require.NoError(t, err)
@@ -52,6 +53,8 @@ func TestDeadLetterDoesNotPinItsFanoutSiblings(t *testing.T) {
 	assert.Equal(t, "third", l.Subscription)
 	assert.Equal(t, courier.ReasonPermanent, l.Reason)
 	assert.EqualError(t, l.Err, "rejected")
+	assert.Len(t, l.ID, 36)
+	assert.Equal(t, l.ID, l.CorrelationID)
 
 	// The detached letter is still the message: it replays.
 	n, err := third.DeadLetters().Replay(ctxT(t))

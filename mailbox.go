@@ -602,6 +602,7 @@ func (mb *mailbox) deadLetterLocked(env Envelope, reason Reason, err error) Dead
 	// siblings' memory alive. Its ID, like theirs, is the published
 	// message's.
 	env = env.detached()
+	md = env.Meta() // the detached copy's: its ID text is its own
 	info := DeadLetterInfo{
 		mb:             mb,
 		Metadata:       *md,

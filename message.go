@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"time"
+	"unsafe"
 
 	"github.com/cenkalti/backoff/v4"
 )
@@ -18,6 +19,13 @@ type Metadata struct {
 	// ID identifies the message: a UUID version 7 in its 36-character text
 	// form, so IDs sort roughly by send time. The copies a topic fans out to
 	// its subscriptions share the published message's ID.
+	//
+	// The text lives in the message's own memory, which saves an allocation
+	// per send: code that keeps the ID beyond the handler's call, in a map of
+	// IDs seen, say, keeps the whole message alive with it, body included.
+	// Keep strings.Clone(m.ID) instead. Courier itself does so where it keeps
+	// IDs: the CausationID and CorrelationID of a message sent from a handler,
+	// an [Operations] entry, a [RequestError].
 	ID string
 	// CorrelationID ties together every message of one conversation or flow.
 	// A message sent from inside a handler inherits the handled message's
@@ -141,8 +149,10 @@ func (m *Message[T]) clones(n int) (out [maxClones]Envelope) {
 const maxClones = 7
 
 // detached returns m, or, when m is one of a block made by clones, a copy of
-// it in an allocation of its own with the same state. Only the message's
-// owner may call it: the mailbox under mb.mu once the message is done.
+// it in an allocation of its own with the same state. The copy's ID text is
+// its own too: the copies of a publish share the published message's ID,
+// whose text lives in the published message. Only the message's owner may
+// call it: the mailbox under mb.mu once the message is done.
 func (m *Message[T]) detached() Envelope {
 	if m.st.flags&inBlock == 0 {
 		return m
@@ -151,6 +161,13 @@ func (m *Message[T]) detached() Envelope {
 	*c = *m
 	c.st.flags &^= inBlock
 	c.st.ctx = msgCtx{} // it refers to m; usedCtx stays set, so it is not reused
+	if len(m.ID) == len(c.st.idText) {
+		copy(c.st.idText[:], m.ID)
+		c.ID = unsafe.String(&c.st.idText[0], len(c.st.idText))
+		if sameText(m.CorrelationID, m.ID) {
+			c.CorrelationID = c.ID // the published message began its flow
+		}
+	}
 	return c
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -137,7 +138,9 @@ func (o *Operations[Req, Resp]) Submit(ctx context.Context, req Req, opts ...Sen
 	if err != nil {
 		return "", err
 	}
-	id, key := m.ID, m.IdempotencyKey
+	// A copy: the operation outlives the request's message by its
+	// retention, and m.ID would keep the message and its body alive.
+	id, key := strings.Clone(m.ID), m.IdempotencyKey
 	e := &opEntry[Resp]{
 		op:   Operation[Resp]{ID: id, State: OperationPending, IdempotencyKey: key, SubmittedAt: m.SentAt},
 		done: make(chan struct{}),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -353,7 +354,9 @@ func newRequestError(d DeadLetterInfo) *RequestError {
 			err = ErrOverflow
 		}
 	}
-	return &RequestError{RequestID: d.ID, Reason: d.Reason, Attempts: d.Attempts, Err: err}
+	// The caller may keep the error: a copy of the ID does not keep the
+	// request's message alive with it.
+	return &RequestError{RequestID: strings.Clone(d.ID), Reason: d.Reason, Attempts: d.Attempts, Err: err}
 }
 
 func (e *RequestError) Error() string {

@@ -590,7 +590,7 @@ func (mb *mailbox) freedLocked() {
 // deadLetterLocked moves env into the dead-letter queue and returns the
 // record, which the caller announces once it has released mb.mu.
 func (mb *mailbox) deadLetterLocked(env Envelope, reason Reason, err error) DeadLetterInfo {
-	st, md := env.state(), env.Meta()
+	st := env.state()
 	st.mb = mb
 	first, last, lastErr := st.failures()
 	if err == nil {
@@ -599,10 +599,10 @@ func (mb *mailbox) deadLetterLocked(env Envelope, reason Reason, err error) Dead
 	mb.finishLocked(env)
 	st.phase = phaseDone
 	// A dead letter can be kept for long: it must not keep its fan-out
-	// siblings' memory alive. Its ID, like theirs, is the published
-	// message's.
+	// siblings' memory alive, nor the published message's, where the ID
+	// text they share lives. The detached copy has its own.
 	env = env.detached()
-	md = env.Meta() // the detached copy's: its ID text is its own
+	md := env.Meta()
 	info := DeadLetterInfo{
 		mb:             mb,
 		Metadata:       *md,

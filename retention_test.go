@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 	"weak"
 
 	"github.com/stretchr/testify/assert"
@@ -113,4 +115,44 @@ func TestARequestErrorDoesNotKeepItsRequest(t *testing.T) {
 	assert.Empty(t, collected([]weak.Pointer[courier.Message[Quote]]{request}), "the request is still alive")
 	assert.Len(t, re.RequestID, 36)
 	runtime.KeepAlive(re)
+}
+
+// Once handled, a message is not kept by the engine, whatever way it came:
+// delayed, retried, in a key's lane, with a time to live, as a request.
+func TestHandledMessagesAreNotKept(t *testing.T) {
+	b := newBus(t)
+	q, err := courier.NewQueue[Step](b, "steps",
+		courier.WithRetry(courier.RetryPolicy{MaxAttempts: 3, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond}))
+	require.NoError(t, err)
+	seen := make(chan weak.Pointer[courier.Message[Step]], 4)
+	var failed atomic.Bool
+	require.NoError(t, q.Consume(func(_ context.Context, m *courier.Message[Step]) error {
+		if m.Body.N == 2 && !failed.Swap(true) {
+			return errors.New("once")
+		}
+		seen <- weak.Make(m)
+		return nil
+	}))
+	rq := mustRequestQueue(t, b, "quotes")
+	seenRequest := make(chan weak.Pointer[courier.Message[Quote]], 1)
+	require.NoError(t, rq.Serve(func(ctx context.Context, m *courier.Message[Quote]) (Price, error) {
+		seenRequest <- weak.Make(m)
+		return price(ctx, m)
+	}))
+
+	require.NoError(t, q.Send(ctxT(t), Step{N: 1}, courier.WithDelay(time.Millisecond)))
+	require.NoError(t, q.Send(ctxT(t), Step{N: 2}))
+	require.NoError(t, q.Send(ctxT(t), Step{N: 3}, courier.WithKey("k")))
+	require.NoError(t, q.Send(ctxT(t), Step{N: 4}, courier.WithTTL(time.Hour)))
+	_, err = rq.Request(ctxT(t), Quote{Items: 1})
+	require.NoError(t, err)
+	var steps []weak.Pointer[courier.Message[Step]]
+	for range 4 {
+		steps = append(steps, recv(t, seen))
+	}
+	request := recv(t, seenRequest)
+	require.NoError(t, b.WaitIdle(ctxT(t)))
+
+	assert.Empty(t, collected(steps), "handled messages still alive")
+	assert.Empty(t, collected([]weak.Pointer[courier.Message[Quote]]{request}), "the handled request is still alive")
 }

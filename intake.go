@@ -21,9 +21,14 @@ func (mb *mailbox) putFast(env Envelope) bool {
 }
 
 // pushLocked appends env; the caller holds in.mu and has checked closed.
+// Only the first message after a transfer sets pending: the flag is set
+// already for the others, and an atomic store is a full barrier, the
+// costliest step of a push.
 func (in *intake) pushLocked(env Envelope) {
 	in.msgs = append(in.msgs, env)
-	in.n.Store(int32(len(in.msgs)))
+	if len(in.msgs) == 1 {
+		in.pending.Store(true)
+	}
 }
 
 // wakeIdle is called after a message was left in the intake. A worker that
@@ -58,13 +63,13 @@ func (mb *mailbox) takeSlot() bool {
 // Every holder of mb.mu that reads or changes what is ready calls it first.
 func (mb *mailbox) transferLocked() bool {
 	in := &mb.in
-	if in.n.Load() == 0 {
+	if !in.pending.Load() {
 		return false
 	}
 	in.mu.Lock()
 	batch := in.msgs
 	in.msgs = mb.spare
-	in.n.Store(0)
+	in.pending.Store(false)
 	in.mu.Unlock()
 	for i, env := range batch {
 		mb.enqueueLocked(env)

@@ -79,8 +79,10 @@ const cacheLine = 128
 type intake struct {
 	mu     sync.Mutex
 	msgs   []Envelope
-	closed bool         // the mailbox left mbOpen: put takes the slow path
-	n      atomic.Int32 // len(msgs), for a look without the lock
+	closed bool // the mailbox left mbOpen: put takes the slow path
+	// pending says msgs is not empty, for a look without the lock. It
+	// changes under mu, so it is true exactly while msgs holds a message.
+	pending atomic.Bool
 }
 
 type mbState uint8
@@ -394,7 +396,7 @@ func (mb *mailbox) nextLocked(w *worker) Envelope {
 		// so it waits until the worker is waiting. A put that does not
 		// has left its message where the second look finds it.
 		mb.idle.Add(1)
-		if mb.in.n.Load() > 0 {
+		if mb.in.pending.Load() {
 			mb.idle.Add(-1)
 			continue
 		}

@@ -275,9 +275,9 @@ func (i *Idempotency) scopeEntry(id scopeID) *scopeEntry {
 	case !id.handled:
 		e.scope = "sent/" + url.PathEscape(id.dest)
 	case id.sub == "":
-		e.scope = "handled/" + url.PathEscape(id.dest)
+		e.scope = deliveryScope + url.PathEscape(id.dest)
 	default:
-		e.scope = "handled/" + url.PathEscape(id.dest) + "/" + url.PathEscape(id.sub)
+		e.scope = deliveryScope + url.PathEscape(id.dest) + "/" + url.PathEscape(id.sub)
 	}
 	m[id] = e
 	i.scopes.Store(&m)

@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -116,31 +117,41 @@ func (s ReserveStatus) String() string {
 // reservation is gone: its lease ran out, or the token is wrong.
 var ErrNotHeld = errors.New("middleware: idempotency key not held by this reservation")
 
-// DefaultMaxKeys is how many done keys a [MemoryStore] remembers by default.
+// DefaultMaxKeys is how many done keys a [MemoryStore] remembers by default
+// on each of its sides (see [MemoryStoreOptions.MaxKeys]).
 const DefaultMaxKeys = 100_000
 
-// A [MemoryStore] with at least shardedMinKeys for MaxKeys is split into
-// memoryShards shards; a smaller one is a single shard.
+// deliveryScope begins the scopes [Idempotency] gives the keys of deliveries.
+// A [MemoryStore] keeps those keys on a side of their own.
+const deliveryScope = "handled/"
+
+// A [MemoryStore] has two sides (deliveries and the rest), each of one shard,
+// or of sideShards shards when MaxKeys is at least shardedMinKeys.
 const (
-	memoryShards   = 16
-	shardedMinKeys = memoryShards * 4096
+	sideShards     = 8
+	shardedMinKeys = sideShards * 4096
 )
 
 // MemoryStoreOptions configures [NewMemoryStore]. The zero value means the
 // defaults.
 type MemoryStoreOptions struct {
-	// MaxKeys bounds how many done keys the store remembers. When one more is
-	// committed, the one closest to its expiry is forgotten early and counted
-	// in [MemoryStoreStats.Evicted]. Zero or less means [DefaultMaxKeys].
-	// Reservations are not counted: there are only as many as deliveries and
-	// sends in progress.
+	// MaxKeys bounds how many done keys the store remembers on each of its
+	// two sides: the keys of deliveries (those whose Scope begins with
+	// "handled/", as [Idempotency] makes them) and all other keys (the
+	// sends'). When one more is committed on a side, the one closest to its
+	// expiry on that side is forgotten early and counted in
+	// [MemoryStoreStats.Evicted]. Zero or less means [DefaultMaxKeys]. The
+	// store as a whole thus remembers up to twice MaxKeys done keys, and a
+	// burst of sends never pushes out the keys that keep deliveries
+	// effectively-once. Reservations are not counted: there are only as many
+	// as deliveries and sends in progress.
 	//
-	// With MaxKeys at 65,536 (16 × 4096) or more, as by default, the store is
-	// split into 16 shards by a hash of the key, and each remembers at most
-	// MaxKeys/16 (rounded up) done keys: the key forgotten early is the one
-	// closest to its expiry within the shard of the committed key, and a
-	// shard may evict while the store as a whole holds fewer than MaxKeys.
-	// With fewer, the store is one shard and the bound is exact.
+	// With MaxKeys at 32,768 (8 × 4096) or more, as by default, each side is
+	// split into 8 shards by a hash of the key, and each shard remembers at
+	// most MaxKeys/8 (rounded up) done keys: the key forgotten early is the
+	// one closest to its expiry within the shard of the committed key, and a
+	// shard may evict while its side as a whole holds fewer than MaxKeys.
+	// With fewer, each side is one shard and the bound is exact.
 	MaxKeys int
 }
 
@@ -154,15 +165,19 @@ type MemoryStoreOptions struct {
 // time with the time package, so in a testing/synctest bubble its leases and
 // TTLs pass in virtual time.
 //
-// A large store (see [MemoryStoreOptions.MaxKeys]) is split into 16 shards,
-// each with its own lock, so that concurrent calls for different keys seldom
-// wait for each other; a key always goes to the same shard, chosen by a hash
-// of the whole [Key] with a seed of the store's own. Each shard bounds its
-// own done keys and evicts the one closest to expiry among them. Each shard
-// also counts its own tokens, so tokens are unique per key, as the [Store]
-// contract asks, and a token is only ever checked against its own key; the
-// shards' counts are interleaved, so that in fact no two reservations in the
-// store share a token. With one shard, tokens are 1, 2, 3 and so on.
+// The keys of deliveries and the other keys (see
+// [MemoryStoreOptions.MaxKeys]) live in shards of their own, each shard with
+// its own lock. So in a process that both sends and handles, senders and
+// workers lock different shards, and the processor cores they run on do not
+// pass a shard's memory back and forth at every call. A large store
+// splits each side further into 8 shards, so that concurrent calls for
+// different keys seldom wait for each other; a key always goes to the same
+// shard, chosen by its scope's side and a hash of the whole [Key] with a seed
+// of the store's own. Each shard bounds its own done keys and evicts the one
+// closest to expiry among them. Each shard also counts its own tokens, so
+// tokens are unique per key, as the [Store] contract asks, and a token is
+// only ever checked against its own key; the shards' counts are interleaved,
+// so that in fact no two reservations in the store share a token.
 //
 // Each shard keeps its own time: the latest clock reading of any Reserve or
 // Stats on it. Commit counts the TTL from that time, which is at or after the
@@ -182,8 +197,8 @@ type MemoryStoreOptions struct {
 // within about twice the keys the store holds.
 type MemoryStore struct {
 	seed   maphash.Seed
-	mask   uint64 // len(shards) - 1, a power of two less one
-	shards []memoryShard
+	mask   uint64        // shards per side less one: a power of two less one
+	shards []memoryShard // the other keys' side, then the deliveries'
 }
 
 // memoryShard is one part of a [MemoryStore]: the keys whose hash leads to
@@ -247,12 +262,13 @@ func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
 	if opts.MaxKeys <= 0 {
 		opts.MaxKeys = DefaultMaxKeys
 	}
-	n := 1
+	side := 1
 	if opts.MaxKeys >= shardedMinKeys {
-		n = memoryShards
+		side = sideShards
 	}
-	s := &MemoryStore{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]memoryShard, n)}
-	perShard := (opts.MaxKeys + n - 1) / n
+	n := 2 * side
+	s := &MemoryStore{seed: maphash.MakeSeed(), mask: uint64(side - 1), shards: make([]memoryShard, n)}
+	perShard := (opts.MaxKeys + side - 1) / side
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.maxKeys, sh.free = perShard, -1
@@ -264,7 +280,11 @@ func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
 // shard returns the shard of key, and the key's hash.
 func (s *MemoryStore) shard(key Key) (*memoryShard, uint64) {
 	h := maphash.Comparable(s.seed, key)
-	return &s.shards[h&s.mask], h
+	i := h & s.mask
+	if strings.HasPrefix(key.Scope, deliveryScope) {
+		i += s.mask + 1
+	}
+	return &s.shards[i], h
 }
 
 // Reserve implements [Store].

@@ -19,7 +19,7 @@ import (
 // queues hold.
 func checkStore(t *testing.T, s *MemoryStore) (slots, capacity int) {
 	t.Helper()
-	require.Equal(t, uint64(len(s.shards)-1), s.mask)
+	require.Equal(t, uint64(len(s.shards)/2-1), s.mask, "two sides of equal shards")
 	require.Zero(t, len(s.shards)&(len(s.shards)-1), "a power of two")
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -158,8 +158,8 @@ func TestMemoryStoreQueuesStayBounded(t *testing.T) {
 	// plus slack, in rings at most twice as long.
 	require.LessOrEqual(t, maxSlots, 2*150+2*compactSlack)
 	require.LessOrEqual(t, maxCap, 2*(2*150+2*compactSlack))
-	require.Len(t, s.shards, 1)
-	require.LessOrEqual(t, len(s.shards[0].ents), 151+1)
+	require.Len(t, s.shards, 2, "one shard per side")
+	require.LessOrEqual(t, len(s.shards[0].ents), 151+1, "every key here is on the first side")
 	require.NoError(t, s.Release(ctx, Key{ID: "pinned"}, pinned.Token))
 }
 
@@ -220,8 +220,9 @@ func TestMemoryStoreAgainstModel(t *testing.T) {
 
 func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 	ctx := context.Background()
-	// maxKeys is the bound on done keys of each shard; nKeys the keys in use.
-	maxKeys, nKeys := 20, 60
+	// maxKeys is the bound on done keys of each shard; nKeys the IDs in use,
+	// each in two scopes, one on each side of the store.
+	maxKeys, nKeys := 10, 60
 	s := NewMemoryStore(MemoryStoreOptions{MaxKeys: maxKeys})
 	if sharded {
 		maxKeys, nKeys = 2, 64
@@ -284,7 +285,7 @@ func testAgainstModel(t *testing.T, nDurations int, sharded bool) {
 		if rnd.IntN(20) == 0 {
 			time.Sleep(time.Duration(rnd.IntN(10)) * time.Minute)
 		}
-		k := Key{Scope: "s", ID: strconv.Itoa(rnd.IntN(nKeys))}
+		k := Key{Scope: [2]string{"s", deliveryScope + "s"}[rnd.IntN(2)], ID: strconv.Itoa(rnd.IntN(nKeys))}
 		sh := s.shardOf(k)
 		d := durations[rnd.IntN(len(durations))]
 		m := model[k]
@@ -404,14 +405,14 @@ func TestMemoryStoreShardedKeys(t *testing.T) {
 		s := NewMemoryStore(MemoryStoreOptions{})
 		require.Len(t, s.shards, memoryShards)
 		for i := range s.shards {
-			require.Equal(t, (DefaultMaxKeys+memoryShards-1)/memoryShards, s.shards[i].maxKeys)
+			require.Equal(t, (DefaultMaxKeys+sideShards-1)/sideShards, s.shards[i].maxKeys, "a side bounds DefaultMaxKeys")
 		}
 		const n = 256
 		keys := make([]Key, n)
 		tokens := make([]uint64, n)
 		seen := map[uint64]bool{}
 		for i := range keys {
-			keys[i] = Key{Scope: "handled/orders", ID: "order-" + strconv.Itoa(i)}
+			keys[i] = Key{Scope: [2]string{"handled/orders", "sent/orders"}[i%2], ID: "order-" + strconv.Itoa(i)}
 			r, err := s.Reserve(ctx, keys[i], time.Minute)
 			require.NoError(t, err)
 			require.Equal(t, Reserved, r.Status)
@@ -508,7 +509,7 @@ func TestMemoryStoreShardedStats(t *testing.T) {
 		}
 		full := 0
 		for i := 0; full < memoryShards; i++ {
-			k := Key{Scope: "s", ID: strconv.Itoa(i)}
+			k := Key{Scope: [2]string{"s", deliveryScope + "s"}[i%2], ID: strconv.Itoa(i)}
 			sh := s.shardOf(k)
 			if len(byShard[sh]) == perShard {
 				continue
@@ -525,7 +526,7 @@ func TestMemoryStoreShardedStats(t *testing.T) {
 
 		extra := map[*memoryShard]bool{}
 		for i := 0; len(extra) < memoryShards; i++ {
-			k := Key{Scope: "extra", ID: strconv.Itoa(i)}
+			k := Key{Scope: [2]string{"extra", deliveryScope + "extra"}[i%2], ID: strconv.Itoa(i)}
 			sh := s.shardOf(k)
 			if extra[sh] {
 				continue
@@ -564,6 +565,9 @@ func TestMemoryStoreShardedStats(t *testing.T) {
 		checkStore(t, s)
 	})
 }
+
+// memoryShards is how many shards a store of DefaultMaxKeys has.
+const memoryShards = 2 * sideShards
 
 // shardOf returns the shard of k.
 func (s *MemoryStore) shardOf(k Key) *memoryShard {
@@ -714,7 +718,7 @@ func TestMemoryStoreMarkSent(t *testing.T) {
 func TestMemoryStoreMarkSentAt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		s := NewMemoryStore(MemoryStoreOptions{MaxKeys: 100}) // one shard, one time
+		s := NewMemoryStore(MemoryStoreOptions{MaxKeys: 100}) // one shard a side: one time for these keys
 		sent := time.Now()
 		time.Sleep(40 * time.Second)
 		a := Key{Scope: "sent/orders", ID: "a"}
@@ -722,7 +726,7 @@ func TestMemoryStoreMarkSentAt(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, Reserved, r.Status)
 		// A reservation reads the clock: the store's time is now 40s on.
-		held := Key{Scope: "handled/orders", ID: "b"}
+		held := Key{Scope: "sent/orders", ID: "b"}
 		h, err := s.Reserve(ctx, held, 30*time.Second)
 		require.NoError(t, err)
 		require.Equal(t, Reserved, h.Status)

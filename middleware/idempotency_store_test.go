@@ -117,6 +117,68 @@ func TestMemoryStoreBoundsDoneKeys(t *testing.T) {
 	})
 }
 
+// The keys of deliveries and the other keys are bounded apart: a burst of
+// sends does not push out the keys that keep deliveries effectively-once,
+// nor the other way round. Both a small store (a shard a side) and the
+// default one (eight a side) keep them apart.
+func TestMemoryStoreBoundsDeliveriesApart(t *testing.T) {
+	for _, maxKeys := range []int{3, 0} {
+		t.Run(fmt.Sprint("MaxKeys=", maxKeys), func(t *testing.T) {
+			ctx := context.Background()
+			s := middleware.NewMemoryStore(middleware.MemoryStoreOptions{MaxKeys: maxKeys})
+			sent := func(id int) middleware.Key { return middleware.Key{Scope: "sent/orders", ID: fmt.Sprint(id)} }
+			handled := func(id int) middleware.Key { return middleware.Key{Scope: "handled/orders", ID: fmt.Sprint(id)} }
+			commit := func(k middleware.Key) {
+				t.Helper()
+				r, err := s.Reserve(ctx, k, time.Minute)
+				require.NoError(t, err)
+				require.Equal(t, middleware.Reserved, r.Status, k)
+				require.NoError(t, s.Commit(ctx, k, r.Token, time.Hour))
+			}
+			status := func(k middleware.Key) middleware.ReserveStatus {
+				t.Helper()
+				r, err := s.Reserve(ctx, k, time.Minute)
+				require.NoError(t, err)
+				if r.Status == middleware.Reserved {
+					require.NoError(t, s.Release(ctx, k, r.Token))
+				}
+				return r.Status
+			}
+			// A few deliveries, then sends beyond any bound.
+			for i := range 3 {
+				commit(handled(i))
+			}
+			sends := 3
+			if maxKeys == 0 {
+				sends = 2 * middleware.DefaultMaxKeys
+			}
+			for i := range sends {
+				commit(sent(i))
+			}
+			st := s.Stats()
+			for i := range 3 {
+				require.Equal(t, middleware.Done, status(handled(i)), "delivery %d", i)
+			}
+			if maxKeys == 3 {
+				// The bound is exact on each side: three of each, no eviction;
+				// one more delivery evicts the first delivery only.
+				require.Equal(t, middleware.MemoryStoreStats{Done: 6}, st)
+				commit(handled(3))
+				require.Equal(t, middleware.MemoryStoreStats{Done: 6, Evicted: 1}, s.Stats())
+				require.Equal(t, middleware.Reserved, status(handled(0)), "the first delivery was evicted")
+				for i := range 3 {
+					require.Equal(t, middleware.Done, status(sent(i)), "send %d", i)
+				}
+				return
+			}
+			// Twice the bound in sends fills each of their shards: their side
+			// holds exactly MaxKeys, and evicted the rest.
+			want := middleware.MemoryStoreStats{Done: 3 + middleware.DefaultMaxKeys, Evicted: middleware.DefaultMaxKeys}
+			require.Equal(t, want, st)
+		})
+	}
+}
+
 func TestMemoryStoreConcurrentReserve(t *testing.T) {
 	ctx := context.Background()
 	s := middleware.NewMemoryStore(middleware.MemoryStoreOptions{})

@@ -1,8 +1,9 @@
 package benchmarks
 
 import (
+	"fmt"
 	"log/slog"
-	"strconv"
+	"strings"
 
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
@@ -23,16 +24,33 @@ type profile struct {
 // otherwise. They are made before the clock starts: they are the
 // application's business, not Courier's. Senders pass the key option
 // directly, as an application does, which costs no allocation.
-func (p profile) keys(n int) []string {
+//
+// The keys are fixed-width slices of one string, not n strings of their own:
+// a slice of a million strings would be the largest thing on the heap, and
+// every garbage collection during the run would scan it, a cost of the
+// benchmark rather than of the code under test.
+func (p profile) keys(n int) keySet {
 	if !p.keyed {
-		return nil
+		return keySet{}
 	}
-	keys := make([]string, n)
-	for i := range keys {
-		keys[i] = "k" + strconv.Itoa(i)
+	var b strings.Builder
+	b.Grow(n * keyWidth)
+	for i := range n {
+		fmt.Fprintf(&b, "k%0*d", keyWidth-1, i)
 	}
-	return keys
+	return keySet{all: b.String()}
 }
+
+// keyWidth is the length of every key: "k" and 9 digits.
+const keyWidth = 10
+
+// keySet holds the keys of a run; the zero value holds none.
+type keySet struct{ all string }
+
+func (k keySet) ok() bool { return k.all != "" }
+
+// at returns the i-th key.
+func (k keySet) at(i int) string { return k.all[i*keyWidth : (i+1)*keyWidth] }
 
 // noChain is Courier with no middleware at all.
 func noChain() profile { return profile{} }

@@ -55,8 +55,8 @@ func courierTopic(chain func() profile) setup {
 		return pubsub{
 			send: func(i int) {
 				var err error
-				if keys != nil {
-					err = t.Publish(ctx, Payload{Seq: int64(i)}, courier.WithIdempotencyKey(keys[i]))
+				if keys.ok() {
+					err = t.Publish(ctx, Payload{Seq: int64(i)}, courier.WithIdempotencyKey(keys.at(i)))
 				} else {
 					err = t.Publish(ctx, Payload{Seq: int64(i)})
 				}

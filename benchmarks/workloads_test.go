@@ -134,8 +134,8 @@ func courierWorkers(n int, chain func() profile) setup {
 		return pubsub{
 			send: func(i int) {
 				var err error
-				if keys != nil {
-					err = q.Send(ctx, Payload{Seq: int64(i)}, courier.WithIdempotencyKey(keys[i]))
+				if keys.ok() {
+					err = q.Send(ctx, Payload{Seq: int64(i)}, courier.WithIdempotencyKey(keys.at(i)))
 				} else {
 					err = q.Send(ctx, Payload{Seq: int64(i)})
 				}

@@ -650,8 +650,9 @@ func (s *memoryShard) evictLocked() {
 	// calls on other shards run: the shard's next eviction then finds them
 	// in the cache instead of waiting on memory twice.
 	if q.n >= 2 {
-		next := &s.ents[q.front().ent]
-		prefetch(uintptr(unsafe.Pointer(&s.index[home(uint64(next.tag)<<32, len(s.index)-1)])))
+		next := q.front().ent // where removeFromIndex will start looking
+		p := home(indexSlot(s.ents[next].tag, next), len(s.index)-1)
+		prefetch(uintptr(unsafe.Pointer(&s.index[p])))
 		prefetch(uintptr(unsafe.Pointer(&s.ents[q.at(1).ent])))
 	}
 }
